@@ -1,0 +1,1 @@
+"""Pure model functions (no jit, no vmap): SI units in, SI units out."""
