@@ -113,7 +113,8 @@ def minimize(ds: xr.Dataset, over: tuple) -> xr.Dataset:
         idx = filled.argmin("_opt")
         own = [v for v in ds.data_vars if v.endswith(f"_{a}")]
         if a == "pd":
-            own += [v for v in ("c_prefill", "c_decode", "tau_kv", "t_kv", "kv_bytes_per_request", "link_utilization") if v in ds]
+            own += [v for v in ("c_prefill", "c_decode", "tau_kv", "t_kv", "kv_bytes_per_request", "link_utilization",
+                                "prompt_tokens", "output_tokens") if v in ds]
         if a == "co":
             own += [v for v in ("chunk_co",) if v in ds]
         for v in own:
@@ -135,17 +136,20 @@ def _rebuild_shared(ds: xr.Dataset) -> None:
     """Recompute delta_cpm, sigma_co and best_arch after a minimization."""
     if "cpm_pd" in ds and "cpm_co" in ds:
         ds["delta_cpm"] = (ds["cpm_co"] - ds["cpm_pd"]).assign_attrs(var_attrs("delta_cpm"))
-    if "cpm_cb" in ds:
-        best_co = np.fmin(ds["cpm_co"], ds["cpm_cb"])
-        ds["delta_cpm_best_co"] = (best_co - ds["cpm_pd"]).assign_attrs(var_attrs("delta_cpm_best_co"))
         if "c_prefill" in ds and "prompt_tokens" in ds:
             alpha = ds["prompt_tokens"] / (ds["prompt_tokens"] + ds["output_tokens"])
             base = alpha * ds["c_prefill"] + (1 - alpha) * ds["c_decode"]
             ds["sigma_co"] = (ds["cpm_co"] - base).assign_attrs(var_attrs("sigma_co"))
-        stack = np.stack([np.where(np.isfinite(ds[f"cpm_{a}"]), ds[f"cpm_{a}"], np.inf) for a in ARCHS])
-        best = np.argmin(stack, axis=0).astype(np.int8)
+    if "cpm_cb" in ds:
+        best_co = np.fmin(ds["cpm_co"], ds["cpm_cb"])
+        ds["delta_cpm_best_co"] = (best_co - ds["cpm_pd"]).assign_attrs(var_attrs("delta_cpm_best_co"))
+    archs = [a for a in ARCHS if f"cpm_{a}" in ds]  # calibrated mode has no cpm_cb
+    if archs:
+        stack = np.stack([np.where(np.isfinite(ds[f"cpm_{a}"]), ds[f"cpm_{a}"], np.inf) for a in archs])
+        codes = np.asarray([ARCHS.index(a) for a in archs], dtype=np.int8)
+        best = codes[np.argmin(stack, axis=0)]
         best = np.where(np.all(np.isinf(stack), axis=0), np.int8(-1), best)
-        ds["best_arch"] = xr.Variable(ds["cpm_pd"].dims, best, var_attrs("best_arch"))
+        ds["best_arch"] = xr.Variable(ds[f"cpm_{archs[0]}"].dims, best, var_attrs("best_arch"))
 
 
 def save(ds: xr.Dataset, path: str | Path) -> Path:
@@ -156,6 +160,9 @@ def save(ds: xr.Dataset, path: str | Path) -> Path:
     os.close(fd)
     try:
         ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4")
+        mask = os.umask(0)  # mkstemp makes the file 0600; give it the mode an ordinary write would
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
