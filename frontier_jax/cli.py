@@ -117,7 +117,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, CatalogError, CLIError, ValueError, FileNotFoundError) as e:
+    except (ConfigError, CatalogError, CLIError, ValueError, OSError) as e:
         print(f"frontier {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
 

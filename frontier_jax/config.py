@@ -182,8 +182,9 @@ def _catalog_params(kind: str, label: str, field_name: str) -> dict:
 def load(path: str | Path) -> Spec:
     """Read and validate a sweep config file."""
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"config file {str(path)!r} does not exist")
+    if not path.is_file():
+        what = "is not a file" if path.exists() else "does not exist"
+        raise ConfigError(f"config file {str(path)!r} {what}; give the path of a TOML sweep config")
     text = path.read_text()
     return parse(text, source=str(path))
 
@@ -202,6 +203,9 @@ def from_dict(raw: dict, text: str | None = None) -> Spec:
     unknown = set(raw) - {"sweep", "axes", "fixed"}
     if unknown:
         raise ConfigError(f"unknown tables {sorted(unknown)}; allowed: [sweep], [axes], [fixed]")
+    for table in ("sweep", "axes", "fixed"):
+        if not isinstance(raw.get(table, {}), dict):
+            raise ConfigError(f"{table}: expected a table ([{table}] with name = value entries), got {raw[table]!r}")
     sw = raw.get("sweep", {})
     bad = set(sw) - SWEEP_KEYS
     if bad:
@@ -259,18 +263,17 @@ def from_dict(raw: dict, text: str | None = None) -> Spec:
     for name, spec in axes.items():
         vals = _axis_values(name, spec)
         if name in CATEGORICAL:
-            labels = []
-            cols: dict[str, list] = {}
+            labels, rows = [], []
             for i, lab in enumerate(vals):
                 if not isinstance(lab, str):
                     raise ConfigError(f"axes.{name}[{i}]: expected a catalog name (string), got {lab!r}")
-                row = _catalog_params(CATEGORICAL[name], lab, f"axes.{name}[{i}]")
+                rows.append(_catalog_params(CATEGORICAL[name], lab, f"axes.{name}[{i}]"))
                 labels.append(lab)
-                for k, val in row.items():
-                    if k not in explicit:
-                        cols.setdefault(k, []).append(math.nan if val is None else val)
             _no_duplicates(name, labels)
-            params = {k: np.asarray(c, dtype=float) for k, c in cols.items()}
+            # rows may provide different columns (only the paper's SLO bins carry
+            # sigma_co_loss): a column a row lacks is NaN there, aligned with its label
+            keys = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in explicit]
+            params = {k: np.asarray([math.nan if r.get(k) is None else r[k] for r in rows], dtype=float) for k in keys}
             dims.append(Dim(name, np.asarray(labels, dtype=object), params))
         else:
             var = INPUTS[name]
@@ -282,6 +285,8 @@ def from_dict(raw: dict, text: str | None = None) -> Spec:
     minimize = sw.get("minimize", [])
     if isinstance(minimize, str):
         minimize = [minimize]
+    if not isinstance(minimize, list):
+        raise ConfigError(f"sweep.minimize: expected an axis name or a list of axis names, got {minimize!r}")
     dim_names = [d.name for d in dims]
     for m in minimize:
         if m not in dim_names:
