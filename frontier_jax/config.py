@@ -234,6 +234,15 @@ def from_dict(raw: dict, text: str | None = None) -> Spec:
         raise ConfigError(f"{sorted(both)[0]}: set both as an axis and as fixed; choose one")
 
     explicit = set(axes) | set(fixed)
+    # inputs the model would silently ignore (MODEL.md §2: one or the other)
+    if "kv_bandwidth_gbps" in explicit and {"interconnect", "link_gb_s"} & explicit:
+        other = sorted({"interconnect", "link_gb_s"} & explicit)[0]
+        raise ConfigError(f"kv_bandwidth_gbps: set together with {other}, which sets the pair bandwidth "
+                          "(link_gb_s x min(tp_prefill, tp_decode)); choose one")
+    if {"prompt_tokens", "output_tokens"} & explicit and {"alpha", "request_tokens"} & explicit:
+        other = sorted({"alpha", "request_tokens"} & explicit)[0]
+        raise ConfigError(f"{other}: cannot be set when prompt_tokens and output_tokens are given; "
+                          "use either prompt_tokens + output_tokens or alpha + request_tokens")
     if "sigma_co" in explicit:
         explicit.add("sigma_co_loss")  # an explicit sigma_co overrides the catalog's loss
 

@@ -52,7 +52,11 @@ BAD = {
     "prompt without output": ({"fixed": {"prompt_tokens": 1000}}, ["prompt_tokens and output_tokens", "set both, or neither"]),
     "output without prompt": ({"axes": {"output_tokens": [100, 200]}}, ["prompt_tokens and output_tokens", "set both"]),
     "alpha axis with explicit lengths": ({"axes": {"alpha": [0.5, 0.6]}, "fixed": {"prompt_tokens": 100, "output_tokens": 10}},
-                                         ["alpha/request_tokens", "cannot be axes"]),
+                                         ["alpha", "cannot be set when prompt_tokens and output_tokens", "alpha + request_tokens"]),
+    "fixed alpha with explicit lengths": ({"fixed": {"request_tokens": 500, "prompt_tokens": 100, "output_tokens": 10}},
+                                          ["request_tokens", "cannot be set when prompt_tokens"]),
+    "bandwidth with an interconnect": ({"axes": {"kv_bandwidth_gbps": [25, 50]}, "fixed": {"interconnect": "InfiniBand NDR"}},
+                                       ["kv_bandwidth_gbps", "interconnect", "choose one"]),
     "range without num": ({"axes": {"alpha": {"start": 0.1, "stop": 0.9}}}, ["axes.alpha", "start, stop and num", "'num' is missing"]),
     "range with zero points": ({"axes": {"alpha": {"start": 0.1, "stop": 0.9, "num": 0}}}, ["axes.alpha.num", "whole number >= 1"]),
     "range with an unknown key": ({"axes": {"alpha": {"start": 0.1, "stop": 0.9, "num": 3, "step": 1}}}, ["axes.alpha", "'step'", "start, stop, num, log, unit"]),
@@ -140,6 +144,12 @@ def test_unit_strings_convert_to_edge_units():
     assert spec.fixed["kv_bandwidth_gbps"] == 50.0  # 400 Gb/s = 50 GB/s
     assert spec.fixed["allreduce_latency_us"] == pytest.approx(20.0, rel=1e-14)
     np.testing.assert_allclose(spec.dims[0].coord, [30.0, 50.0, 80.0], rtol=1e-14)
+
+
+def test_explicit_lengths_and_interconnect():
+    spec = config.from_dict({"axes": {"prompt_tokens": [100, 1000]}, "fixed": {"output_tokens": 50, "interconnect": "InfiniBand NDR"}})
+    assert spec.fixed["output_tokens"] == 50.0 and spec.fixed["link_gb_s"] == 50.0  # interconnects.csv
+    np.testing.assert_array_equal(spec.dims[0].params["prompt_tokens"], [100.0, 1000.0])
 
 
 def test_catalog_axis_carries_its_columns():
