@@ -99,7 +99,8 @@ def _register_extra(sub) -> None:
     """Commands contributed by the analysis modules (plot, sensitivity, fit, validate...)."""
     import importlib
 
-    for mod in ("frontier_jax.cli_analysis",):
+    # each analysis area owns one module with a register(subparsers) function
+    for mod in ("frontier_jax.cli_plot", "frontier_jax.cli_fit"):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as e:
