@@ -63,7 +63,8 @@ class Input:
         left = "(" if self.lo_open else "["
         right = ")" if self.hi_open else "]"
         kind = "a whole number" if self.integer else "a number"
-        text = f"{kind} in {left}{_fmt(self.lo)}, {_fmt(self.hi)}{right} {self.unit}".rstrip()
+        unit = "" if self.unit in ("", "1") else f" {self.unit}"
+        text = f"{kind} in {left}{_fmt(self.lo)}, {_fmt(self.hi)}{right}{unit}"
         if self.auto:
             text += ' or "auto"'
         return text
