@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -15,19 +16,47 @@ class CLIError(Exception):
 
 
 def _cmd_sweep(args) -> int:
-    from . import config, io, sweep
+    from . import chunked, config, io, sweep
 
     spec = config.load(args.config)
     out_path = Path(args.output or f"outputs/{spec.name}.nc")
+    names = chunked.check_names(spec, [n.strip() for n in args.outputs.split(",") if n.strip()] if args.outputs else None)
+    budget = chunked.parse_memory(args.max_memory) if args.max_memory is not None else chunked.default_max_memory()
+    if args.chunk_points is not None and args.chunk_points < 1:
+        raise CLIError(f"--chunk-points: {args.chunk_points} is not allowed; allowed: a whole number >= 1")
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
     print(f"sweep {spec.name!r}: mode {spec.mode}, {spec.size:,} points, dims "
           + (" x ".join(f"{d.name}[{len(d.coord)}]" for d in spec.dims) or "none"), file=sys.stderr)
+    plan = chunked.plan_for(spec, names, budget, max_points=args.chunk_points)
     timings = {}
-    out = sweep.run(spec, timings=timings)
-    ds = io.to_dataset(spec, out)
-    io.save(ds, out_path)
+    if args.scheduler is None and plan.n_blocks == 1 and not args.resume:
+        out = sweep.run(spec, names=names if args.outputs else None, timings=timings)
+        ds = io.to_dataset(spec, out)
+        io.save(ds, out_path)
+        how = ""
+    else:
+        client = None
+        if args.scheduler is not None:
+            from distributed import Client
+
+            client = Client(args.scheduler, timeout="30s")
+        try:
+            chunked.run_to_file(spec, out_path, names=names, max_memory=budget, max_points=args.chunk_points,
+                                progress=progress, client=client, resume=args.resume, timings=timings)
+        except KeyboardInterrupt:
+            part, _ = chunked.partial_paths(out_path)
+            kept = f"; blocks written so far are kept in {part}, rerun with --resume to continue" if part.exists() else ""
+            print(f"frontier sweep: interrupted{kept}", file=sys.stderr)
+            return 130
+        finally:
+            if client is not None:
+                client.close()
+        where = f" on the Dask cluster at {args.scheduler}" if client is not None else ""
+        how = (f" in {timings['n_blocks']:,} blocks of up to {math.prod(timings['block_shape']):,} points"
+               f" (budget {timings['budget'] / 1e9:.2f} GB){where}")
     rate = spec.size / max(timings["run_s"], 1e-9)
     print(f"compiled in {timings['compile_s']:.2f} s, ran in {timings['run_s']:.3f} s "
-          f"({rate:,.0f} points/s); wrote {out_path}", file=sys.stderr)
+          f"({rate:,.0f} points/s){how}; wrote {out_path}", file=sys.stderr)
     return 0
 
 
@@ -82,6 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sweep", help="evaluate a sweep config (TOML) over its grid and write netCDF")
     s.add_argument("config", help="sweep config, e.g. sweeps/paper_breakeven.toml")
     s.add_argument("-o", "--output", help="output netCDF path (default outputs/<name>.nc)")
+    s.add_argument("--max-memory", metavar="SIZE",
+                   help="memory budget for the sweep's data, e.g. 4GB or 512MiB (default: half the available RAM); "
+                        "a larger grid is evaluated in blocks and streamed into the file")
+    s.add_argument("--chunk-points", type=int, metavar="N", help="at most N grid points per block (besides --max-memory)")
+    s.add_argument("--outputs", metavar="NAMES", help="comma-separated outputs to keep (default: all of the mode)")
+    s.add_argument("--scheduler", metavar="ADDRESS",
+                   help="evaluate the blocks on a dask.distributed cluster, e.g. tcp://10.0.0.5:8786")
+    s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar on stderr (default: when stderr is a terminal)")
+    s.add_argument("--resume", action="store_true",
+                   help="continue an interrupted blocked sweep from its partial file")
     s.set_defaults(func=_cmd_sweep)
 
     c = sub.add_parser("catalog", help="list a catalog")
