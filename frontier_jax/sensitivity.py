@@ -8,20 +8,21 @@ delta_cpm}, at every grid point, in one compiled pass:
     e = d ln y / d ln theta = theta/y dy/dtheta      [1]  (the elasticity)
 
 The pass is ``jax.jacfwd`` (forward mode: one tangent per input, vmapped) of the model at
-one point, inside the same nested ``vmap`` over the grid as :mod:`frontier_jax.sweep`, so
-the outer product of the dims is never materialized as inputs. Only ``alpha`` may enter
+one point, mapped over the grid the way :func:`frontier_jax.sweep.make_sweep` does (1-D
+per-dim inputs, gathered per point inside the compiled function). Only ``alpha`` enters
 "per point" (an array of the grid's shape): that lets the crossover refinement below
 evaluate every line of the grid at its own alpha with the *same* compiled function.
 
 **Crossover alpha*.** Along the alpha dim, g(alpha) = ln CPM_co - ln CPM_PD changes sign at
-the break-even alpha* (MODEL.md §7). It is bracketed from the grid, refined by a
-safeguarded Newton iteration (each step one pass of the same compiled function with every
-line at its current alpha), and differentiated by the implicit function theorem:
+the break-even alpha* (MODEL.md §7). It is bracketed from the grid, refined on the model
+itself (each iteration one pass of the same compiled function with every line at its
+current alpha), and differentiated by the implicit function theorem:
 
     d alpha*/d theta = - g_theta / g_alpha     (undefined where g_alpha = 0: flagged)
 
-(``frontier_jax.frontier`` did not exist when this was written; this is a local root
-finder with the same IFT formula.)
+Brackets, the regula falsi refinement and the IFT slope are those of
+:mod:`frontier_jax.frontier` (the break-even module); only the evaluation of g and its
+gradient is this module's compiled function.
 
 **Regions.** Parameters are ranked within each region (best_arch = pd, co, cb) by the
 median over the region's points of |elasticity| of the winning architecture's CPM.
@@ -61,14 +62,12 @@ CROSSOVER_STATUS = {
     "no_crossover": 1,  # g keeps one sign (or a side is infeasible) along the line
     "several_crossings": 2,  # more than one sign change: the lowest alpha is kept
     "undefined_slope": 4,  # g_alpha = 0 at alpha*: d alpha*/d theta undefined
-    "not_converged": 8,  # Newton refinement left |g| above tolerance
+    "not_converged": 8,  # the refinement found a jump of g or an undefined point, not a root
 }
 
 ZERO = 1e-12
 """|elasticity| below this counts as no effect in rankings (round-off of exact cancellations)."""
 
-NEWTON_ITERS = 8
-G_TOL = 1e-12
 
 
 def continuous_inputs(spec: Spec) -> tuple:
@@ -92,14 +91,19 @@ def continuous_inputs(spec: Spec) -> tuple:
 def make_sensitivity(mode: str, dim_params: tuple, per_point: tuple, params: tuple, ys: tuple, aux: tuple):
     """A jitted ``run(dim_inputs, point_inputs, fixed) -> (jac, values)`` over a grid.
 
+    As :func:`frontier_jax.sweep.make_sweep`: the grid is flattened inside the compiled
+    function (each point gathers its inputs from the 1-D per-dim arrays by its
+    multi-index) and one ``vmap`` maps ``jax.jacfwd`` of the model over all points; this
+    compiles several times faster than one ``vmap`` level per dim.
+
     Parameters
     ----------
     mode : str
         Model mode (static).
     dim_params : tuple of tuple of str
-        For each dim, the input names that vary along it (as :func:`frontier_jax.sweep.make_sweep`).
+        For each dim, the input names that vary along it.
     per_point : tuple of str
-        Inputs given as arrays of the full grid shape (mapped at every vmap level).
+        Inputs given as arrays of the full grid shape.
     params : tuple of str
         Inputs to differentiate with respect to (SI).
     ys, aux : tuple of str
@@ -112,11 +116,8 @@ def make_sensitivity(mode: str, dim_params: tuple, per_point: tuple, params: tup
         ``values[name]`` has the grid shape.
     """
 
-    def point(dim_inputs, point_inputs, fixed):
-        p = dict(fixed)
-        for d in dim_inputs:
-            p.update(d)
-        p.update(point_inputs)
+    def point(pt, fixed):
+        p = {**fixed, **pt}
         x0 = jnp.stack([jnp.asarray(p[n], dtype=jnp.float64) for n in params])
 
         def f(x):
@@ -128,12 +129,20 @@ def make_sensitivity(mode: str, dim_params: tuple, per_point: tuple, params: tup
 
         return jax.jacfwd(f, has_aux=True)(x0)
 
-    fn = point
-    k = len(dim_params)
-    for i in reversed(range(k)):
-        axes = tuple(0 if j == i else None for j in range(k))
-        fn = jax.vmap(fn, in_axes=(axes, 0, None))
-    return jax.jit(fn)
+    def grid(dim_inputs, point_inputs, fixed):
+        if point_inputs:
+            shape = next(iter(point_inputs.values())).shape
+        else:
+            shape = tuple(next(iter(d.values())).shape[0] for d in dim_inputs)
+        idx = jnp.indices(shape).reshape(len(shape), -1)
+        pts = {n: v[idx[k]] for k, d in enumerate(dim_inputs) for n, v in d.items()}
+        pts.update({n: v.reshape(-1) for n, v in point_inputs.items()})
+        jac, vals = jax.vmap(point, in_axes=(0, None))(pts, fixed)
+        jac = {k: v.reshape(shape + (len(params),)) for k, v in jac.items()}
+        vals = {k: v.reshape(shape) for k, v in vals.items()}
+        return jac, vals
+
+    return jax.jit(grid)
 
 
 def _inputs(spec: Spec):
@@ -290,72 +299,75 @@ def _dataset(spec: Spec, params, jac, vals) -> xr.Dataset:
     return ds
 
 
-def _crossover(ds, spec, compiled, dim_inputs, point, fixed, params, alpha_dim):
-    """alpha* per line along the alpha dim, refined by safeguarded Newton, with IFT sensitivities."""
+def _crossover(ds, spec, fn, dim_inputs, point, fixed, params, alpha_dim):
+    """alpha* per line along the alpha dim (root of g = ln CPM_co - ln CPM_PD), with IFT sensitivities.
+
+    Brackets and roots come from :mod:`frontier_jax.frontier` (sign changes of g between
+    adjacent grid alphas where both architectures are feasible; Illinois regula falsi on
+    the model itself); g is evaluated by the same compiled function as the grid pass, with
+    every line at its own alpha, and the last evaluation at alpha* gives g_theta and
+    g_alpha for :func:`frontier_jax.frontier.ift_slope`.
+    """
+    from . import frontier
+
     a_grid = np.asarray(spec.dims[alpha_dim].params["alpha"], dtype=float)
     order = np.argsort(a_grid)
+    a_sorted = a_grid[order]
     cpm_pd = np.moveaxis(ds["cpm_pd"].values, alpha_dim, -1)[..., order]
     cpm_co = np.moveaxis(ds["cpm_co"].values, alpha_dim, -1)[..., order]
-    a_sorted = a_grid[order]
-    ok = np.isfinite(cpm_pd) & np.isfinite(cpm_co) & (cpm_pd > 0) & (cpm_co > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        g = np.where(ok, np.log(cpm_co) - np.log(cpm_pd), np.nan)
+    g = frontier.log_ratio(cpm_pd, cpm_co)
     line_shape = g.shape[:-1]
-    lo = np.full(line_shape, np.nan)
-    hi = np.full(line_shape, np.nan)
-    glo = np.full(line_shape, np.nan)
-    ghi = np.full(line_shape, np.nan)
-    status = np.zeros(line_shape, dtype=np.int16)
-    for idx in np.ndindex(*line_shape):
-        gl = g[idx]
-        both = ok[idx][:-1] & ok[idx][1:]
-        sign = both & (np.sign(gl[:-1]) * np.sign(gl[1:]) <= 0) & (gl[:-1] != gl[1:])
-        hits = np.flatnonzero(sign)
-        if hits.size == 0:
-            status[idx] |= CROSSOVER_STATUS["no_crossover"]
-            continue
-        if hits.size > 1:
-            status[idx] |= CROSSOVER_STATUS["several_crossings"]
-        i = hits[0]
-        lo[idx], hi[idx], glo[idx], ghi[idx] = a_sorted[i], a_sorted[i + 1], gl[i], gl[i + 1]
-    has = np.isfinite(lo)
-    # start: linear interpolation inside the bracket
-    with np.errstate(divide="ignore", invalid="ignore"):
-        x = np.where(has, lo + (hi - lo) * glo / (glo - ghi), 0.5)
-    x = np.where(np.isfinite(x), x, 0.5 * (lo + hi))
+    n_lines = int(np.prod(line_shape)) if line_shape else 1
+    (curve, j), (zc, zj) = frontier.find_brackets(g)
+    status = np.zeros(n_lines, dtype=np.int16)
+    first = {}
+    for c, jj in sorted(zip(curve.tolist(), j.tolist())):
+        if c in first:
+            status[c] |= CROSSOVER_STATUS["several_crossings"]
+        else:
+            first[c] = jj
+    gflat = g.reshape(n_lines, -1)
+    lines = np.asarray(sorted(first), dtype=int)
+    js = np.asarray([first[c] for c in lines], dtype=int)
+    x_all = np.full(n_lines, 0.5 * (a_sorted[0] + a_sorted[-1]))
+    alpha_star = np.full(n_lines, np.nan)
+    gth = np.full((n_lines, len(params)), np.nan)
+    for c, jj in zip(zc.tolist(), zj.tolist()):  # a crossing exactly on a grid alpha
+        if c not in first:
+            first[c] = None
+            alpha_star[c] = a_sorted[jj]
+    if lines.size:
+        def fun(x):
+            x_all[lines] = x
+            gx, _ = _g_at(x_all, fn, dim_inputs, point, fixed, alpha_dim, spec.shape, line_shape)
+            return gx[lines]
+
+        roots = frontier.refine_brackets(fun, a_sorted[js], a_sorted[js + 1], gflat[lines, js], gflat[lines, js + 1])
+        ok = roots.kind == frontier.KIND_ROOT
+        alpha_star[lines[ok]] = roots.x[ok]
+        status[lines[~ok]] |= CROSSOVER_STATUS["not_converged"]
+    no = np.asarray([c not in first for c in range(n_lines)])
+    status[no] |= CROSSOVER_STATUS["no_crossover"]
+    has = np.isfinite(alpha_star)
+    if has.any():
+        x_all = np.where(has, alpha_star, x_all)
+        _, gth = _g_at(x_all, fn, dim_inputs, point, fixed, alpha_dim, spec.shape, line_shape)
     ia = params.index("alpha")
-    j_a = g_a = g_val = None
-    for it in range(NEWTON_ITERS + 1):
-        gx, gth = _g_at(x, compiled, dim_inputs, point, fixed, alpha_dim, spec.shape)
-        g_val, g_a = gx, gth[..., ia]
-        if it == NEWTON_ITERS:
-            break
-        # keep the bracket: the sign of g at lo is the sign of glo
-        same_lo = np.sign(gx) == np.sign(glo)
-        lo = np.where(has & same_lo, x, lo)
-        hi = np.where(has & ~same_lo, x, hi)
-        glo = np.where(has & same_lo, gx, glo)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            newton = x - gx / g_a
-        inside = np.isfinite(newton) & (newton > np.minimum(lo, hi)) & (newton < np.maximum(lo, hi))
-        x_new = np.where(inside, newton, 0.5 * (lo + hi))
-        x = np.where(has & (np.abs(gx) > G_TOL), x_new, x)
-    status = np.where(has & ~(np.abs(g_val) <= 1e-9), status | CROSSOVER_STATUS["not_converged"], status)
-    flat = has & (np.abs(g_a) == 0)
-    status = np.where(flat, status | CROSSOVER_STATUS["undefined_slope"], status).astype(np.int16)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        d = -gth / g_a[..., None]  # d alpha* / d theta_SI
-    d = np.where((has & ~flat)[..., None], d, np.nan)
-    d = np.moveaxis(d, -1, 0) * _scales(params).reshape((-1,) + (1,) * len(line_shape))
-    alpha_star = np.where(has, x, np.nan)
+    d, defined = frontier.ift_slope(gth[:, ia:ia + 1], gth)  # d alpha*/d theta_SI
+    status[has & ~defined[:, ia]] |= CROSSOVER_STATUS["undefined_slope"]
+    d = np.where(has[:, None] & defined, d, np.nan)
+    d = d * _scales(params)[None, :]
+    d = np.moveaxis(d.reshape(line_shape + (len(params),)), -1, 0)
+    alpha_star = alpha_star.reshape(line_shape)
+    status = status.reshape(line_shape)
     other = [dd for i, dd in enumerate(spec.dims) if i != alpha_dim]
     odims = [dd.name for dd in other]
     theta = _theta_edge(spec, params, spec.shape)
-    theta = np.take(theta, 0, axis=1 + alpha_dim)  # parameters other than alpha do not vary along alpha
+    theta = np.moveaxis(theta, 1 + alpha_dim, -1)[..., 0]  # parameters other than alpha do not vary along alpha
     theta[ia] = alpha_star
     with np.errstate(divide="ignore", invalid="ignore"):
         e = theta * d / alpha_star[None]
-    ds["alpha_star"] = xr.Variable(odims, alpha_star, {"long_name": "crossover alpha* where CPM_co = CPM_PD", "units": "1"})
+    ds["alpha_star"] = xr.Variable(odims, alpha_star, {"long_name": "crossover alpha* where CPM_co = CPM_PD (lowest, if several)", "units": "1"})
     ds["d_alpha_star"] = xr.Variable(["parameter"] + odims, d, {
         "long_name": "d alpha*/d parameter by the implicit function theorem, -g_theta/g_alpha with g = ln CPM_co - ln CPM_PD",
         "units": "1 per parameter unit (see parameter_units)"})
@@ -366,19 +378,26 @@ def _crossover(ds, spec, compiled, dim_inputs, point, fixed, params, alpha_dim):
         "flag_meanings": " ".join(k for k, v in CROSSOVER_STATUS.items() if v)})
 
 
-def _g_at(x, compiled, dim_inputs, point, fixed, alpha_dim, shape):
-    """g = ln CPM_co - ln CPM_PD and dg/dtheta_SI at alpha = x per line (lines = grid without alpha)."""
-    full = np.broadcast_to(np.expand_dims(x, alpha_dim), shape).copy()
+def _g_at(x, fn, dim_inputs, point, fixed, alpha_dim, shape, line_shape):
+    """g = ln CPM_co - ln CPM_PD and dg/dtheta_SI with every line at its own alpha.
+
+    ``x`` has one alpha per line (flattened lines = the grid without the alpha dim);
+    every point of a line is evaluated at that alpha and the first is kept.
+    Returns (g, g_theta) flattened over lines: (n_lines,), (n_lines, n_params).
+    """
+    xl = np.asarray(x, dtype=float).reshape(line_shape)
+    full = np.broadcast_to(np.expand_dims(xl, alpha_dim), shape).copy()
     pt = dict(point)
     pt["alpha"] = jnp.asarray(full)
-    jac, vals = _to_numpy(compiled(dim_inputs, pt, fixed))
+    jac, vals = _to_numpy(fn(dim_inputs, pt, fixed))
     co, pd = vals["cpm_co"], vals["cpm_pd"]
+    from .frontier import log_ratio
+
+    gx = log_ratio(pd, co)
     with np.errstate(divide="ignore", invalid="ignore"):
-        gx = np.log(co) - np.log(pd)
         gth = jac["cpm_co"] / co[..., None] - jac["cpm_pd"] / pd[..., None]
-    # every point of a line was evaluated at the same alpha: take the first along alpha
-    gx = np.take(gx, 0, axis=alpha_dim)
-    gth = np.take(gth, 0, axis=alpha_dim)
+    gx = np.take(gx, 0, axis=alpha_dim).reshape(-1)
+    gth = np.take(gth, 0, axis=alpha_dim).reshape(-1, gth.shape[-1])
     return gx, gth
 
 

@@ -42,6 +42,12 @@ PLACEHOLDER_PRICE = 1.0
 TP_CHOICES = (1, 2, 4, 8)
 """Parallelism candidates of the placement search (MODEL.md §7a)."""
 
+FIT_INPUTS = ("allreduce_latency_us", "eta", "kappa", "mbu", "mfu", "step_overhead_ms")
+"""Global model inputs a fit may move; the shared compiled predictor takes all of them."""
+
+PAD = 8
+"""Anchors per compiled batch (shorter lists are padded, longer ones split or padded)."""
+
 ARCH_INDEX = {"pd": 0, "chunked": 1, "co": 1, "cb": 2}
 GOODPUTS = ("goodput_pd", "goodput_co", "goodput_cb")
 
@@ -236,6 +242,23 @@ def theta_si(values: dict) -> dict:
     return {n: jnp.asarray(to_si(n, v), dtype=jnp.float64) for n, v in values.items()}
 
 
+def padded_batch(anchors: list) -> Batch:
+    """:func:`batch` padded to a multiple of :data:`PAD` anchors and K = 16 candidates.
+
+    Every list of up to 8 anchors has the same shape, so every caller (fit, leave-one-out,
+    validation, tests) shares one compiled predictor. Padding rows repeat the first anchor.
+    """
+    n = len(anchors)
+    n_pad = max(PAD, -(-n // PAD) * PAD)
+    padded = list(anchors) + [anchors[0]] * (n_pad - n)
+    return batch(padded, k=len(TP_CHOICES) ** 2)
+
+
+def predictor():
+    """The compiled predictor every caller shares: all of :data:`FIT_INPUTS`, with Jacobian."""
+    return make_predictor(FIT_INPUTS, jacobian=True)
+
+
 def predict(anchors: list, params: dict | None = None) -> list[dict]:
     """Predict anchors with default or given parameters (edge units).
 
@@ -244,8 +267,10 @@ def predict(anchors: list, params: dict | None = None) -> list[dict]:
     anchors : list of Anchor
         Any rows; unpredictable ones are returned with ``predicted = None``.
     params : dict, optional
-        Registry inputs in edge units (e.g. ``{"eta": 0.7, "kappa": 0.1}``) set for every
-        anchor; others keep each anchor's own or the registry default.
+        Values of :data:`FIT_INPUTS` in edge units (e.g. ``{"eta": 0.7}``) set for every
+        anchor; the others keep their registry defaults. Calibrated-mode capacity losses
+        (``sigma_co_loss@<bin>``, from a fit) are accepted and ignored: anchors are
+        predicted from first principles, where sigma_co is computed.
 
     Returns
     -------
@@ -255,20 +280,27 @@ def predict(anchors: list, params: dict | None = None) -> list[dict]:
         the log distance to the nearest end, 0 inside), ``use``, ``note`` (why not
         predictable, or the parallelism chosen).
     """
+    from .variables import INPUTS
+
     params = dict(params or {})
-    for n in params:
-        if n not in anchors_mod_inputs():
-            raise ValueError(f"parameter {n!r} is not a model input; run 'frontier params' for the list")
+    for n in list(params):
+        if n.startswith("sigma_co_loss@"):
+            params.pop(n)
+        elif n not in FIT_INPUTS:
+            raise ValueError(f"parameter {n!r}: only {', '.join(FIT_INPUTS)} (and sigma_co_loss@<bin>) can be set")
+        elif not INPUTS[n].in_range(float(params[n])):
+            raise ValueError(f"parameter {n} = {params[n]!r} is out of range; allowed: {INPUTS[n].allowed()}")
+    theta = {n: float(params.get(n, INPUTS[n].default)) for n in FIT_INPUTS}
     ok = [a for a in anchors if a.predictable]
     preds = {}
-    if ok:
-        b = batch(ok)
-        names = tuple(sorted(params))
-        f = make_predictor(names, jacobian=False)
-        out = f(theta_si({n: params[n] for n in names}), b.arrays())
+    f = predictor()
+    for start in range(0, len(ok), PAD):
+        chunk = ok[start:start + PAD]
+        b = padded_batch(chunk)
+        out = f(theta_si(theta), b.arrays())
         lr = np.asarray(out["ln_ratio"])
         best = np.asarray(out["best"])
-        for i, a in enumerate(ok):
+        for i, a in enumerate(chunk):
             note = ""
             if a.tp_search:
                 tp, td = b.tp_prefill[i, best[i]], b.tp_decode[i, best[i]]
@@ -283,12 +315,6 @@ def predict(anchors: list, params: dict | None = None) -> list[dict]:
             rows.append({"anchor_id": a.anchor_id, "reported": _json_num(a.reported), "predicted": None,
                          "residual_ln": None, "use": a.use, "note": f"not predictable: {a.reason}"})
     return rows
-
-
-def anchors_mod_inputs():
-    from .variables import INPUTS
-
-    return INPUTS
 
 
 def residual_ln(a: anchors_mod.Anchor, ln_pred: float) -> float:
