@@ -28,6 +28,7 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
 
 from . import frontier
 
@@ -186,28 +187,62 @@ def _heatmap(ax, d2: xr.DataArray, norm, crossings=None, label_axes=(True, True)
     ax.set_yscale("log")
     pd_wins = (z > 0) | np.isposinf(z)
     if pd_wins.any():
-        ax.pcolor(ea, eb, np.ma.masked_where(~pd_wins, np.ones_like(z)), hatch=HATCH_PD, facecolor="none",
-                  edgecolor="k", linewidth=0)
+        _hatch_region(ax, a, b, ea, eb, pd_wins, HATCH_PD, "k")
     one_side = np.isinf(z)
     if one_side.any():
-        ax.pcolor(ea, eb, np.ma.masked_where(~one_side, np.ones_like(z)), hatch=HATCH_ONE, facecolor="none",
-                  edgecolor="0.6", linewidth=0)
+        _hatch_region(ax, a, b, ea, eb, one_side, HATCH_ONE, "0.6")
     finite = np.isfinite(z)
     if finite.any() and len(a) > 1 and len(b) > 1 and (z[finite] > 0).any() and (z[finite] < 0).any():
-        ax.contour(a, b, np.ma.masked_invalid(np.where(finite, z, np.nan)), levels=[0.0], colors="k", linewidths=1.4)
+        ax.contour(a, b, np.ma.masked_invalid(np.where(finite, z, np.nan)), levels=[0.0], colors="k", linewidths=1.6)
     if crossings is not None:
         ok = np.isfinite(crossings["alpha_star"].values)
         if ok.any():
+            # the refined roots on at most ~10 B rows, so that the contour stays visible
+            nb = crossings["alpha_star"].shape[0]
+            rows = np.zeros(nb, dtype=bool)
+            rows[np.unique(np.linspace(0, nb - 1, min(nb, 10)).round().astype(int))] = True
+            ok &= rows[:, None]
             bb = np.broadcast_to(crossings["kv_bandwidth_gbps"].values[:, None], crossings["alpha_star"].shape)
-            ax.plot(crossings["alpha_star"].values[ok], bb[ok], ls="none", marker="o", ms=3.5,
-                    mfc="white", mec="k", mew=0.8)
+            ax.plot(crossings["alpha_star"].values[ok], bb[ok], ls="none", marker="o", ms=4,
+                    mfc="white", mec="k", mew=0.9, zorder=5)
     ax.set_xlim(ea[0], ea[-1])
     ax.set_ylim(eb[0], eb[-1])
+    _b_ticks(ax, eb[0], eb[-1])
     if label_axes[0]:
         ax.set_xlabel("prefill share α = P/(P+D) [1]")
     if label_axes[1]:
         ax.set_ylabel("KV bandwidth B [GB/s]")
     return mesh
+
+
+B_TICKS = (1, 3, 10, 25, 50, 100, 200, 450, 900, 1800, 3600)
+"""Labelled KV bandwidths on log B axes [GB/s] (the crossover table's 25, 50, 450, 900 among them)."""
+
+
+def _b_ticks(ax, lo, hi):
+    """Plain-number major ticks at :data:`B_TICKS` within [lo, hi] [GB/s]; minor ticks unlabelled."""
+    ticks = [t for t in B_TICKS if lo <= t <= hi]
+    if len(ticks) >= 2:
+        ax.yaxis.set_major_locator(FixedLocator(ticks))
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _hatch_region(ax, a, b, ea, eb, mask, hatch, color):
+    """Hatch the cells where ``mask`` holds, as one filled contour of the 0/1 mask.
+
+    Cheaper than a hatched polygon per cell (the Agg renderer took seconds per panel);
+    the 0.5 level of the mask falls on the cell boundaries (midway between centres; on
+    the log B axis the arithmetic rather than geometric midpoint, a fraction of a row).
+    The mask is padded with its edge values out to the outer cell edges.
+    """
+    xs = np.r_[ea[0], a, ea[-1]]
+    ys = np.r_[eb[0], b, eb[-1]]
+    m = np.pad(mask.astype(float), 1, mode="edge")
+    cs = ax.contourf(xs, ys, m, levels=[0.5, 1.5], colors="none", hatches=[hatch], zorder=2)
+    cs.set_edgecolor(color)
+    cs.set_linewidth(0)
+    return cs
 
 
 def _colorbar(fig, mesh, cax, norm, label):
@@ -270,7 +305,7 @@ def plot_breakeven(ds: xr.Dataset, out_dir, *, name: str = "fig2_breakeven", cro
             cx = _squeeze(cx, ("kv_bandwidth_gbps", "crossing"))
         mesh = _heatmap(ax, d2, norm, cx, label_axes=(True, i == 0))
         if i > 0:
-            ax.tick_params(labelleft=False)
+            ax.tick_params(which="both", labelleft=False)
         ax.set_title(_slo_title(ds, s_) if s_ is not None else "", fontsize=10)
         if workloads:
             _workload_lines(ax, workloads)
@@ -298,10 +333,16 @@ def _workload_lines(ax, workloads):
     levels = 6
     for rank, k in enumerate(order):
         w = workloads[k]
-        ax.axvline(w["alpha"], color="k", ls=(0, (4, 2)), lw=0.9)
+        xmin, xmax = ax.get_xlim()
         # neighbours in alpha get different heights, so that close alphas stay readable
         y = ymax / ((ymax / ymin) ** (0.06 + 0.11 * (rank % levels)))
-        ax.text(w["alpha"], y, str(k + 1), fontsize=7, ha="center", va="center",
+        label = str(k + 1)
+        x = w["alpha"]
+        if xmin <= x <= xmax:
+            ax.axvline(x, color="k", ls=(0, (4, 2)), lw=0.9)
+        else:  # off the map: a label at the edge it lies beyond, never a silent omission
+            x, label = (xmax, f"{label}→") if x > xmax else (xmin, f"←{label}")
+        ax.text(x, y, label, fontsize=7, ha="center", va="center",
                 bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="k", lw=0.5))
 
 
@@ -361,7 +402,7 @@ def plot_hardware(ds: xr.Dataset, out_dir, *, name: str = "fig3_hardware", cross
                 row = (_slo_title(ds, s_).replace(": ", "\n") + "\n") if s_ is not None else ""
                 ax.set_ylabel(f"{row}B [GB/s]", fontsize=8)
             else:
-                ax.tick_params(labelleft=False)
+                ax.tick_params(which="both", labelleft=False)
             if r < nr - 1:
                 ax.tick_params(labelbottom=False)
             if r == 0:
@@ -412,7 +453,7 @@ def plot_frontier(ds: xr.Dataset, out_dir, *, name: str = "fig1_frontier", ancho
         if in_band.sum() >= 2:
             sub = ds.isel(eta=np.flatnonzero(in_band))
             band = (sub["cpm_pd"].min("eta").values, sub["cpm_pd"].max("eta").values,
-                    float(etas[in_band].min()), float(etas[in_band].max()))
+                    float(etas[in_band].min()), float(etas[in_band].max()), sub)
     pts = frontier.frontier_points(main)
     env = frontier.envelope(pts)
     ncols = 2 if anchors else 1
@@ -440,14 +481,18 @@ def plot_frontier(ds: xr.Dataset, out_dir, *, name: str = "fig1_frontier", ancho
         width = float(np.max(band[1][ok] - band[0][ok])) if ok.any() else float("nan")
         ax.fill_between(x[ok][o], band[0][ok][o], band[1][ok][o], facecolor=STYLE["pd"]["color"], alpha=0.3,
                         hatch="xx", edgecolor=STYLE["pd"]["color"], lw=0.5, zorder=2,
-                        label=f"pd over η ∈ [{band[2]:g}, {band[3]:g}]: at most {width:.2g} USD/Mtok wide")
+                        label=f"pd over η ∈ [{band[2]:g}, {band[3]:g}]: at most {width:.2g} USD/Mtok wide "
+                              "(inset: relative)")
+        _eta_inset(ax, main, band[4])
     if paper_points:
         for p in paper_points:
             st = STYLE[p["arch"]]
             ax.plot([p["ttft_ms"]], [p["cpm"]], ls="none", marker=st["marker"], ms=12, mfc="none", mec=st["color"],
                     mew=1.6, zorder=5)
-        ax.plot([], [], ls="none", marker="D", ms=9, mfc="none", mec="k", mew=1.4,
-                label=paper_points[0].get("legend", "paper frame (calibrated)"))
+        legend = paper_points[0].get("legend", "paper frame (calibrated)")
+        for a in dict.fromkeys(p["arch"] for p in paper_points):
+            ax.plot([], [], ls="none", marker=STYLE[a]["marker"], ms=10, mfc="none", mec=STYLE[a]["color"], mew=1.6,
+                    label=f"{legend}: {a}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("TTFT at the attainment quantile, TTFT_q [ms]")
@@ -464,6 +509,37 @@ def plot_frontier(ds: xr.Dataset, out_dir, *, name: str = "fig1_frontier", ancho
     lines = _caption(fig, source_line(ds, caption), width=int(W * 17))
     fig.subplots_adjust(left=0.8 / W, right=1 - 0.25 / W, top=1 - 0.75 / H, bottom=(2.6 + 0.13 * lines) / H, wspace=0.2)
     return _save(fig, out_dir, name, formats)
+
+
+def _eta_inset(ax, main, sub):
+    """Inset: CPM_PD at each eta of the band relative to the curve's eta [%] against TTFT_q [ms].
+
+    The band is often far thinner than a line on the main log axis; the inset shows its
+    actual size.
+    """
+    centre = float(main["eta"]) if "eta" in main.coords else float("nan")
+    ref = main["cpm_pd"].values.astype(float)
+    x = main["ttft_pd"].values.astype(float)
+    ok = np.isfinite(x) & np.isfinite(ref) & (ref > 0)
+    if ok.sum() < 2:
+        return None
+    o = np.argsort(x[ok])
+    ins = ax.inset_axes([0.47, 0.58, 0.5, 0.38])
+    styles = [(0, (1, 1)), "-", (0, (5, 2)), "-."]
+    for k, e in enumerate(sub["eta"].values.astype(float)):
+        rel = 100.0 * (sub["cpm_pd"].sel(eta=e).values.astype(float)[ok] / ref[ok] - 1.0)
+        ins.plot(x[ok][o], rel[o], color=STYLE["pd"]["color"], ls=styles[k % len(styles)], lw=1.2,
+                 label=f"η = {e:g}")
+    ins.axhline(0.0, color="0.5", lw=0.6)
+    ins.set_xscale("log")
+    ins.set_xlabel("TTFT_q [ms]", fontsize=7, labelpad=1)
+    ins.set_ylabel(f"CPM_PD vs η = {centre:g} [%]", fontsize=7)
+    ins.tick_params(labelsize=6.5)
+    ins.yaxis.get_major_formatter().set_useOffset(False)
+    ins.legend(fontsize=6.5, frameon=False, loc="best")
+    ins.set_title("η band on the pd frontier, relative", fontsize=7.5, pad=2)
+    ins.set_facecolor("white")
+    return ins
 
 
 def _fixed(ds, name):

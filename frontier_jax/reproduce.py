@@ -157,6 +157,21 @@ def breakeven_fp(sizes):
     return spec, frontier.run_spec(spec)
 
 
+WIDE_ALPHA_STOP = 0.995
+"""Figure 4's alpha range ends here [1]: the published traces reach alpha 0.99."""
+
+
+def breakeven_fp_wide(sizes):
+    """Figure 4's map: as :func:`breakeven_fp` with alpha up to :data:`WIDE_ALPHA_STOP`, fewer B values."""
+    raw = _raw("repro_breakeven_fp")
+    raw["sweep"]["name"] = "workloads_map_fp"
+    raw["axes"]["alpha"]["num"] = sizes["alpha"]
+    raw["axes"]["alpha"]["stop"] = WIDE_ALPHA_STOP
+    raw["axes"]["kv_bandwidth_gbps"] = _bandwidths(sizes["hw_bw"])
+    spec = _spec(raw, f"figure 4's map: alpha up to {WIDE_ALPHA_STOP} so that every published trace lies on it")
+    return spec, frontier.run_spec(spec)
+
+
 def calibrated_costs(costs: xr.Dataset, hardware: str, slo: str) -> dict:
     """c_prefill, c_decode [USD/Mtok] and decode_batch [sequences] from the first-principles run."""
     row = costs.sel(hardware=hardware, slo=slo)
@@ -167,7 +182,8 @@ def calibrated_costs(costs: xr.Dataset, hardware: str, slo: str) -> dict:
     return out
 
 
-def calibrated_runs(costs, sizes, hardware_list, slos, *, printed=False, hw_axis=False, alpha_num=None, bw=None):
+def calibrated_runs(costs, sizes, hardware_list, slos, *, printed=False, hw_axis=False, alpha_num=None, bw=None,
+                    alpha_stop=None, name=None):
     """Paper-faithful calibrated sweeps: one run per (GPU, SLO bin), phase costs injected.
 
     Returns the concatenated Dataset and the concatenated crossovers.
@@ -178,6 +194,10 @@ def calibrated_runs(costs, sizes, hardware_list, slos, *, printed=False, hw_axis
         for s in slos:
             raw = _raw("repro_breakeven_paper")
             raw["axes"]["alpha"]["num"] = alpha_num or sizes["alpha"]
+            if alpha_stop is not None:
+                raw["axes"]["alpha"]["stop"] = alpha_stop
+            if name:
+                raw["sweep"]["name"] = name
             raw["axes"]["kv_bandwidth_gbps"] = bw or _bandwidths(sizes["bw"])
             raw["axes"]["slo"] = [s]
             if hw_axis:
@@ -434,9 +454,16 @@ def main(argv=None) -> int:
     save(wl_fp, "workloads_fp")
     save(wl_pp, "workloads_paper")
 
+    wide_spec, wide_fp = breakeven_fp_wide(sizes)
+    cx_wide = frontier.breakeven(wide_fp, wide_spec, "co", slopes=False)
+    wide_pp, cx_wide_pp = calibrated_runs(costs, sizes, [PAPER_HW], SLOS, alpha_stop=WIDE_ALPHA_STOP,
+                                          bw=_bandwidths(sizes["hw_bw"]), name="workloads_map_paper")
+    save(wide_fp, "workloads_map_fp")
+    save(wide_pp, "workloads_map_paper")
+
     pr.step("figures 1-4 (PNG and PDF)")
     figure_files = make_figures(figs, be_fp, cx_fp, cx_fp_best, be_pp, cx_pp, par, anchors, skipped,
-                                hw_fp, cx_hw, hw_pp, cx_hw_pp, wl)
+                                hw_fp, cx_hw, hw_pp, cx_hw_pp, wl, (wide_fp, cx_wide, wide_pp, cx_wide_pp))
 
     pr.step("validation section (frontier_jax.report_validation, issue 5)")
     validation = validation_section(out, pr, skip=args.no_validation)
@@ -459,19 +486,27 @@ def main(argv=None) -> int:
     return 0
 
 
-def make_figures(figs, be_fp, cx_fp, cx_fp_best, be_pp, cx_pp, par, anchors, skipped, hw_fp, cx_hw, hw_pp, cx_hw_pp, wl):
+FIG1_B = 25.0
+"""Figure 1's KV bandwidth [GB/s]: the slowest link of the sweep, where eta matters most."""
+
+
+def make_figures(figs, be_fp, cx_fp, cx_fp_best, be_pp, cx_pp, par, anchors, skipped, hw_fp, cx_hw, hw_pp, cx_hw_pp, wl,
+                 wide):
     made = {}
-    mid_pp = be_pp.sel(slo="paper-mid").sel(alpha=PAPER_ALPHA, kv_bandwidth_gbps=PAPER_B, method="nearest")
+    wide_fp, cx_wide, wide_pp, cx_wide_pp = wide
+    mid_pp = be_pp.sel(slo="paper-mid").sel(alpha=PAPER_ALPHA, kv_bandwidth_gbps=FIG1_B, method="nearest")
     paper_points = [
         {"arch": "pd", "ttft_ms": float(be_pp["ttft_slo_ms"].sel(slo="paper-mid")), "cpm": float(mid_pp["cpm_pd"]),
          "legend": "paper frame (calibrated), (500 ms, 50 ms) bin, at its contract"},
         {"arch": "co", "ttft_ms": float(be_pp["ttft_slo_ms"].sel(slo="paper-mid")), "cpm": float(mid_pp["cpm_co"])},
     ]
-    par900 = par.sel(kv_bandwidth_gbps=PAPER_B, method="nearest")
+    par_b = par.sel(kv_bandwidth_gbps=FIG1_B, method="nearest")
     made["fig1"] = plot.plot_frontier(
-        par900, figs, name="fig1_frontier", anchors=anchors, skipped=skipped, paper_points=paper_points,
-        title="Figure 1. Pareto frontier, Llama-2-70B on H100 TP4, α 0.85, TPOT 50 ms (mean, p99), B 900 GB/s",
-        caption="(b) uses data/anchors.csv and data/traces.csv; hollow large markers in (a): paper frame at α 0.85")
+        par_b, figs, name="fig1_frontier", anchors=anchors, skipped=skipped, paper_points=paper_points,
+        title=f"Figure 1. Pareto frontier, Llama-2-70B on H100 TP4, α {PAPER_ALPHA}, TPOT 50 ms (mean, p99), "
+              f"B {float(par_b['kv_bandwidth_gbps']):g} GB/s",
+        caption="(b) uses data/anchors.csv (each system's reported ratio) at its own model, GPU and lengths; "
+                f"hollow large markers in (a): the paper frame at α {PAPER_ALPHA}, its (500 ms, 50 ms) bin")
     made["fig2_fp"] = plot.plot_breakeven(
         be_fp, figs, name="fig2_breakeven_fp", crossings=cx_fp,
         title="Figure 2. Break-even ΔCPM, first-principles: chunked prefill vs disaggregated")
@@ -488,10 +523,10 @@ def make_figures(figs, be_fp, cx_fp, cx_fp_best, be_pp, cx_pp, par, anchors, ski
         hw_pp, figs, name="fig3_hardware_paper", crossings=cx_hw_pp,
         title="Figure 3. Hardware small multiples, paper-faithful frame (phase costs per GPU from the first-principles run)")
     made["fig4_fp"] = plot.plot_workloads(
-        be_fp, figs, name="fig4_workloads_fp", workloads=wl, crossings=cx_fp,
+        wide_fp, figs, name="fig4_workloads_fp", workloads=wl, crossings=cx_wide,
         title="Figure 4. Published workloads on the break-even map, first-principles")
     made["fig4_paper"] = plot.plot_workloads(
-        be_pp, figs, name="fig4_workloads_paper", workloads=wl, crossings=cx_pp,
+        wide_pp, figs, name="fig4_workloads_paper", workloads=wl, crossings=cx_wide_pp,
         title="Figure 4. Published workloads on the break-even map, paper-faithful frame")
     return made
 
