@@ -162,11 +162,7 @@ def shared_norm(arrays) -> TwoSlopeNorm:
 
 
 def _cmap():
-    cm = colormaps[CMAP].copy()
-    cm.set_bad("0.85")
-    cm.set_over("#67001f")
-    cm.set_under("#053061")
-    return cm
+    return colormaps[CMAP].with_extremes(bad="0.85", over="#67001f", under="#053061")
 
 
 def _heatmap(ax, d2: xr.DataArray, norm, crossings=None, label_axes=(True, True)):
