@@ -204,6 +204,9 @@ def _heatmap(ax, d2: xr.DataArray, norm, crossings=None, label_axes=(True, True)
     ax.set_xlim(ea[0], ea[-1])
     ax.set_ylim(eb[0], eb[-1])
     _b_ticks(ax, eb[0], eb[-1])
+    # no alpha tick label within 2% of a panel edge, where it would run into its neighbour's
+    span = ea[-1] - ea[0]
+    ax.set_xticks([t for t in ax.get_xticks() if ea[0] + 0.02 * span <= t <= ea[-1] - 0.02 * span])
     if label_axes[0]:
         ax.set_xlabel("prefill share α = P/(P+D) [1]")
     if label_axes[1]:
