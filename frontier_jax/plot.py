@@ -168,9 +168,9 @@ def _cmap():
 def _heatmap(ax, d2: xr.DataArray, norm, crossings=None, label_axes=(True, True)):
     """One dCPM panel: alpha (x) by B (y, log); d2 has dims (kv_bandwidth_gbps, alpha).
 
-    Cells where disaggregation is cheaper (dCPM > 0, or only pd feasible) are hatched
-    '////'; cells where only one side is feasible are dotted and take the colour bar's
-    end colour (dark red: only pd, dark blue: only the colocated side); cells where
+    Cells where disaggregation is cheaper (dCPM > 0) are hatched '////' in black; cells
+    where only one side is feasible take the colour bar's end colour and a white hatch
+    ('////' dark red: only pd; dots on dark blue: only the colocated side); cells where
     neither is feasible are light gray.
     """
     d2 = d2.transpose("kv_bandwidth_gbps", "alpha")
@@ -181,12 +181,12 @@ def _heatmap(ax, d2: xr.DataArray, norm, crossings=None, label_axes=(True, True)
     zc = np.where(np.isposinf(z), norm.vmax * 1e3, np.where(np.isneginf(z), norm.vmin * 1e3, z))
     mesh = ax.pcolormesh(ea, eb, np.ma.masked_invalid(zc), cmap=_cmap(), norm=norm, shading="flat", rasterized=True)
     ax.set_yscale("log")
-    pd_wins = (z > 0) | np.isposinf(z)
-    if pd_wins.any():
-        _hatch_region(ax, a, b, ea, eb, pd_wins, HATCH_PD, "k")
-    one_side = np.isinf(z)
-    if one_side.any():
-        _hatch_region(ax, a, b, ea, eb, one_side, HATCH_ONE, "0.6")
+    # hatches carry the sign in grayscale: black '////' where pd is cheaper; on the dark
+    # end colours, white '////' (only pd feasible) or white dots (only colocated feasible)
+    for mask, hatch, colour in (((z > 0) & np.isfinite(z), HATCH_PD, "k"), (np.isposinf(z), HATCH_PD, "w"),
+                                (np.isneginf(z), HATCH_ONE, "w")):
+        if mask.any():
+            _hatch_region(ax, a, b, ea, eb, mask, hatch, colour)
     finite = np.isfinite(z)
     if finite.any() and len(a) > 1 and len(b) > 1 and (z[finite] > 0).any() and (z[finite] < 0).any():
         ax.contour(a, b, np.ma.masked_invalid(np.where(finite, z, np.nan)), levels=[0.0], colors="k", linewidths=1.6)
@@ -268,8 +268,8 @@ def _legend_handles(has_crossings: bool):
          Line2D([], [], color="k", lw=1.4, label="ΔCPM = 0 (grid contour)")]
     if has_crossings:
         h.append(Line2D([], [], ls="none", marker="o", mfc="white", mec="k", label="α* refined on the model"))
-    h.append(Patch(facecolor="#67001f", edgecolor="0.6", hatch=HATCH_ONE + "////", label="only pd feasible"))
-    h.append(Patch(facecolor="#053061", edgecolor="0.6", hatch=HATCH_ONE, label="only colocated feasible"))
+    h.append(Patch(facecolor="#67001f", edgecolor="w", hatch=HATCH_PD, label="only pd feasible"))
+    h.append(Patch(facecolor="#053061", edgecolor="w", hatch=HATCH_ONE, label="only colocated feasible"))
     h.append(Patch(facecolor="0.85", edgecolor="0.5", label="neither feasible"))
     return h
 
