@@ -489,6 +489,29 @@ def _hms(seconds: float) -> str:
 # --- streaming netCDF writer --------------------------------------------------------------
 
 
+CHUNK_BYTES = 2**22
+"""int : Largest HDF5 chunk of a streamed variable [B]."""
+
+
+def chunk_shape(block_shape, itemsize: int, max_bytes: int = CHUNK_BYTES) -> tuple:
+    """HDF5 chunk shape for a variable written in blocks of ``block_shape`` [elements per dim].
+
+    The block's shape, cut down from the first dim until a chunk holds at most
+    ``max_bytes``. Chunked storage is allocated chunk by chunk as blocks arrive; the
+    default contiguous storage makes HDF5 allocate and write fill values over the whole
+    variable at the first write (measured: 15 s and 4 GB for one float32 variable of a
+    10^9-point grid before the first block lands).
+    """
+    chunk = [max(1, int(n)) for n in block_shape]
+    cap = max(1, max_bytes // max(int(itemsize), 1))
+    for d in range(len(chunk)):
+        total = math.prod(chunk)
+        if total <= cap:
+            break
+        chunk[d] = max(1, -(-chunk[d] // -(-total // cap)))
+    return tuple(chunk)
+
+
 class StreamWriter:
     """A netCDF4 file filled block by block.
 
@@ -497,7 +520,8 @@ class StreamWriter:
     created with the dims, dtype and attributes of the first block's Dataset (bool as
     int8 with ``dtype = "bool"``, floats with a NaN ``_FillValue``, the ``coordinates``
     attribute naming its auxiliary coordinates), so that ``xarray.open_dataset`` reads
-    back the same Dataset.
+    back the same Dataset. Variables are stored in chunks of at most :data:`CHUNK_BYTES`
+    cut from the first block's shape (:func:`chunk_shape`).
     """
 
     def __init__(self, path: Path, coords=None, first=None):
@@ -523,7 +547,8 @@ class StreamWriter:
             else:
                 kind = var.dtype
             fill = np.asarray(np.nan, var.dtype) if var.dtype.kind == "f" else None
-            v = self.nc.createVariable(name, kind, var.dims, fill_value=fill)
+            chunks = chunk_shape(var.shape, np.dtype(kind if kind is not str else object).itemsize) if var.dims else None
+            v = self.nc.createVariable(name, kind, var.dims, fill_value=fill, chunksizes=chunks)
             attrs = dict(var.attrs)
             if var.dtype == bool:
                 attrs["dtype"] = "bool"

@@ -208,6 +208,38 @@ def test_interrupt_keeps_partial_and_resume_finishes_only_the_rest(tmp_path):
     xr.testing.assert_identical(read(tmp_path / "ref.nc"), read(target))
 
 
+@pytest.mark.parametrize("block, itemsize, cap", [((1, 1, 100, 200), 4, 2**22), ((3, 200, 100, 200), 4, 2**22),
+                                                  ((5,), 8, 2**22), ((7, 13, 3), 8, 100), ((10**9,), 1, 2**20)])
+def test_chunk_shape_within_block_and_cap(block, itemsize, cap):
+    chunk = chunked.chunk_shape(block, itemsize, cap)
+    assert len(chunk) == len(block)
+    assert all(1 <= c <= b for c, b in zip(chunk, block))
+    assert math.prod(chunk) * itemsize <= max(cap, itemsize)
+    if math.prod(block) * itemsize <= cap:
+        assert chunk == tuple(block)  # a small block is one chunk
+
+
+def test_streamed_file_is_chunked_not_prefilled(tmp_path):
+    """Chunked storage: HDF5 allocates space as blocks arrive, never fill values for the whole grid."""
+    import netCDF4
+
+    spec = calibrated()
+    target = tmp_path / "out.nc"
+
+    def stop_after_first(block):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        chunked.run_to_file(spec, target, max_points=21, on_block=stop_after_first)
+    with netCDF4.Dataset(chunked.partial_paths(target)[0]) as nc:
+        v = nc.variables["cpm_pd"]
+        assert v.chunking() != "contiguous"
+        assert math.prod(v.chunking()) <= 21
+    chunked.run_to_file(spec, target, max_points=21)
+    io.save(io.to_dataset(spec, sweep.run(spec)), tmp_path / "ref.nc")
+    xr.testing.assert_identical(read(tmp_path / "ref.nc"), read(target))
+
+
 def test_resume_of_another_sweep_starts_afresh(tmp_path):
     target = tmp_path / "out.nc"
     with pytest.raises(KeyboardInterrupt):
