@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -236,15 +237,20 @@ def to_theta(n, u):
     lo, hi = bounds(n)
     if _softplus_param(n):
         return lo + SOFTPLUS_SCALE[n] * np.logaddexp(0.0, u)
-    return lo + (hi - lo) / (1.0 + np.exp(-u))
+    return lo + (hi - lo) * _sigmoid(u)
+
+
+def _sigmoid(u):
+    """1/(1 + e^-u) without overflow for large |u|."""
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(u, dtype=float)))
 
 
 def dtheta_du(n, u):
     """d theta / d u [edge units]."""
     lo, hi = bounds(n)
     if _softplus_param(n):
-        return SOFTPLUS_SCALE[n] / (1.0 + np.exp(-u))
-    s = 1.0 / (1.0 + np.exp(-u))
+        return SOFTPLUS_SCALE[n] * _sigmoid(u)
+    s = _sigmoid(u)
     return (hi - lo) * s * (1.0 - s)
 
 
@@ -306,7 +312,9 @@ class Problem:
         self.batch = validate.padded_batch(self.anchors)
         self.n_pad = len(self.batch.ids)
         padded = self.anchors + [self.anchors[0]] * (self.n_pad - n)
-        self.arrays = self.batch.arrays()
+        import jax
+
+        self.arrays = jax.device_put(self.batch.arrays())  # once, not at every evaluation
         self.predictor = validate.predictor()
         self.weights = np.zeros(self.n_pad)
         self.weights[:n] = 1.0
@@ -371,6 +379,7 @@ def _minimize(problem: Problem, u0: np.ndarray, weights, max_steps=MAX_STEPS):
         return loss, g_u
 
     tx = optax.scale_by_lbfgs()
+    update = _lbfgs_update()
     u = np.asarray(u0, dtype=float).copy()
     f, g = f_and_g(u)
     if not math.isfinite(f):
@@ -389,7 +398,7 @@ def _minimize(problem: Problem, u0: np.ndarray, weights, max_steps=MAX_STEPS):
             converged, message = True, "zero loss (every anchor reproduced)"
             steps -= 1
             break
-        d, state = tx.update(jnp.asarray(g), state, jnp.asarray(u))
+        d, state = update(jnp.asarray(g), state, jnp.asarray(u))
         d = np.asarray(d, dtype=float)
         slope = float(g @ d)
         if not np.all(np.isfinite(d)) or slope <= 0:
@@ -412,6 +421,15 @@ def _minimize(problem: Problem, u0: np.ndarray, weights, max_steps=MAX_STEPS):
             break
         f_prev, f, u, g = f, f_new, u_new, g_new
     return {"u": u, "loss": f, "steps": steps, "converged": converged, "message": message}
+
+
+@lru_cache(maxsize=1)
+def _lbfgs_update():
+    """optax's L-BFGS direction, jitted once (eagerly it recompiles its scans at every step)."""
+    import jax
+    import optax
+
+    return jax.jit(optax.scale_by_lbfgs().update)
 
 
 def _starts(names, base: dict, n_starts: int, seed: int):

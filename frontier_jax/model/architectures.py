@@ -143,7 +143,7 @@ class _Chunked(NamedTuple):
     w: jax.Array  # waiting-time quantile / service time at rho_c [1]
 
 
-def _chunked_at(p, prompt, output, n_c, rho, q, rtol=0.0):
+def _chunked_at(p, prompt, output, n_c, rho, q, rtol=None):
     """Chunked prefill at lane utilization rho_c: the largest batch meeting both contracts.
 
     For fixed rho_c, chi = beta b with beta = P/(D rho_c), so t_it is a max of affine
@@ -151,6 +151,10 @@ def _chunked_at(p, prompt, output, n_c, rho, q, rtol=0.0):
     s_c = max(1, D rho_c/b) t_it(b): decreasing in b below b = D rho_c (several chunks per
     prompt) and increasing above it, so TTFT allows b <= t_it^-1(S*) and needs
     s_c(b) <= S* checked at the chosen b. Cost falls with b, so b = b_hi.
+
+    ``rtol`` [1] is the relative slack of that check: where b_hi = t_it^-1(S*) with one
+    chunk per prompt, s_c = S* holds identically and only rounding decides the sign, so
+    the default is a few thousand machine epsilons of the dtype.
     """
     cbar = prompt + 0.5 * output
     beta = prompt / (output * rho)
@@ -163,6 +167,8 @@ def _chunked_at(p, prompt, output, n_c, rho, q, rtol=0.0):
     b_hi = jnp.minimum(jnp.minimum(b_tpot, b_ttft), b_const)
     b_safe = jnp.maximum(b_hi, 1.0)
     s_c = jnp.maximum(1.0, output * rho / b_safe) * it(b_safe)
+    if rtol is None:
+        rtol = 4096 * jnp.finfo(jnp.result_type(s_c)).eps
     feasible = (b_hi >= 1.0) & (s_c <= s_star * (1.0 + rtol))
     return _Chunked(b_tpot, b_ttft, b_const, b_hi, s_c, s_star, feasible, it, w)
 
@@ -178,6 +184,22 @@ def _chunked_cost(p, prompt, output, n_c, rho, q):
 
 def _log(x):
     return jnp.log(jnp.maximum(x, 1e-30))
+
+
+def _pieces(f: Affine, b):
+    """The affine pieces a_i b + c_i of ``f`` at b, stacked [s]."""
+    return jnp.stack([a * b + c for a, c in zip(f.slopes, f.intercepts)])
+
+
+def _top_two(f: Affine, b, tol):
+    """Indices of the two largest pieces of ``f`` at b and whether they tie within ``tol``."""
+    v = _pieces(f, b)
+    if v.shape[0] < 2:
+        return jnp.int32(0), jnp.int32(0), jnp.bool_(False)
+    order = jnp.argsort(-v)
+    i, j = order[0], order[1]
+    tie = jnp.abs(v[i] - v[j]) <= tol * jnp.abs(v[i])
+    return i, j, tie
 
 
 def chunked(p, prompt, output, n_c):
@@ -233,29 +255,58 @@ def chunked(p, prompt, output, n_c):
     def close(x, y):
         return jnp.abs(x - y) <= tol * jnp.maximum(jnp.abs(x), jnp.abs(y))
 
-    edge = jnp.abs(_log(st.s_c) - _log(st.s_star)) <= tol
-    c1 = ~edge & close(st.b_tpot, st.b_ttft) & (st.b_tpot <= st.b_const * (1 + tol))
-    c2 = ~edge & ~c1 & close(st.b_const, st.b_ttft) & (st.b_const <= st.b_tpot * (1 + tol))
-    c3 = ~edge & ~c1 & ~c2 & close(st.b_tpot, st.b_const) & (st.b_tpot <= st.b_ttft * (1 + tol))
+    # Candidate pinning equations, in order of precedence (jnp.select takes the first):
+    # 1. the multi-chunk TTFT edge s_c(b_hi) = S*, only where a prompt spans several chunks
+    #    (b_hi < D rho_c); with one chunk per prompt s_c = t_it(b_hi) and the TTFT limit is
+    #    the batch limit b_ttft, handled by the crossings below;
+    # 2. TTFT binding exactly where a prompt stops fitting one chunk, b_hi(rho_c) = D rho_c
+    #    (beyond it s_c jumps above S*);
+    # 3-5. two batch limits crossing (TPOT/TTFT, memory/TTFT, TPOT/memory);
+    # 6-7. a kink of the cost: two roofline pieces of the busy (6) or idle (7) iteration time
+    #    tie at b_hi, so the cost is the max of two smooth branches and its minimum sits where
+    #    they cross (the envelope theorem does not hold there).
+    # None: an interior optimum, where the envelope theorem makes the stop-gradient exact.
+    multi = D0 * rho_star > st.b_hi * (1.0 + tol)
+    ttft_binds = jnp.abs(_log(st.s_c) - _log(st.s_star)) <= tol
+    b0 = jnp.maximum(st.b_hi, 1.0)
+    it_i, it_j, it_tie = _top_two(st.it, b0, tol)
+    id_i, id_j, id_tie = _top_two(step_affine(N0, P0 + 0.5 * D0, pc), b0, tol)
+    cases = [
+        multi & ttft_binds,
+        ttft_binds & close(D0 * rho_star, st.b_hi),
+        close(st.b_tpot, st.b_ttft) & (st.b_tpot <= st.b_const * (1 + tol)),
+        close(st.b_const, st.b_ttft) & (st.b_const <= st.b_tpot * (1 + tol)),
+        close(st.b_tpot, st.b_const) & (st.b_tpot <= st.b_ttft * (1 + tol)),
+        it_tie,
+        id_tie,
+    ]
+    pinned = jnp.any(jnp.stack(cases))
 
     def pin(r):
         s = _chunked_at(p, prompt, output, n_c, r, q)
-        return jnp.where(
-            edge, _log(s.s_c) - _log(s.s_star),
-            jnp.where(c1, _log(s.b_tpot) - _log(s.b_ttft),
-                      jnp.where(c2, _log(s.b_const) - _log(s.b_ttft),
-                                jnp.where(c3, _log(s.b_tpot) - _log(s.b_const), r - rho_star))),
-        )
+        bb = jnp.maximum(s.b_hi, 1.0)
+        k_it = _pieces(s.it, bb)
+        k_id = _pieces(step_affine(n_c, prompt + 0.5 * output, p), bb)
+        eqs = [
+            _log(s.s_c) - _log(s.s_star),
+            _log(s.b_hi) - _log(output * r),
+            _log(s.b_tpot) - _log(s.b_ttft),
+            _log(s.b_const) - _log(s.b_ttft),
+            _log(s.b_tpot) - _log(s.b_const),
+            _log(k_it[it_i]) - _log(k_it[it_j]),
+            _log(k_id[id_i]) - _log(k_id[id_j]),
+        ]
+        return jnp.select(cases, eqs, r - rho_star)
 
     lo_r = jnp.maximum(rho_star * (1.0 - 1e-2), lo)
     hi_r = jnp.minimum(rho_star * (1.0 + 1e-2), hi)
     # orient the pinning equation so that it increases across the bracket
     sign = sg(jnp.where(pin(hi_r) >= pin(lo_r), 1.0, -1.0))
     rho = bisect_increasing(lambda r: sign * pin(r), lo_r, hi_r)
-    rho = jnp.where(edge | c1 | c2 | c3, rho, rho_star)
+    rho = jnp.where(pinned, rho, rho_star)
 
     cbar = prompt + 0.5 * output
-    rtol = 1e4 * jnp.finfo(dt).eps  # the pinned rho_c sits on a constraint to root precision
+    rtol = 1e5 * jnp.finfo(dt).eps  # the pinned rho_c sits on a constraint to root precision
     st = _chunked_at(p, prompt, output, n_c, rho, q, rtol=rtol)
     feasible = st.feasible & jnp.isfinite(ccost.min())
     b = jnp.where(feasible, st.b_hi, 1.0)
