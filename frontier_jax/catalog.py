@@ -25,10 +25,11 @@ FILES = {
     "prices": ("prices.csv", None),
     "claims": ("paper_claims.csv", "claim_id"),
     "calibration": ("paper_calibration.csv", "slo"),
+    "predictions": ("paper_predictions.csv", "prediction_id"),
 }
 
 # Columns kept as text even when they look numeric.
-_TEXT = {"version", "paper", "kv_bandwidth_gbps", "value", "date", "gpus_per_instance"}
+_TEXT = {"version", "paper", "kv_bandwidth_gbps", "value", "date", "gpus_per_instance", "paper_section"}
 
 
 class CatalogError(ValueError):

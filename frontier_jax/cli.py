@@ -65,7 +65,7 @@ def _cmd_catalog(args) -> int:
 
     kinds = {"hardware": "hardware", "models": "models", "interconnects": "interconnects",
              "slo": "slo", "traces": "traces", "anchors": "anchors", "prices": "prices",
-             "claims": "claims"}
+             "claims": "claims", "predictions": "predictions"}
     rows = catalog.read_rows(kind=kinds[args.kind])
     if not rows:
         return 0
@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_sweep)
 
     c = sub.add_parser("catalog", help="list a catalog")
-    c.add_argument("kind", choices=["hardware", "models", "interconnects", "slo", "traces", "anchors", "prices", "claims"])
+    c.add_argument("kind", choices=["hardware", "models", "interconnects", "slo", "traces", "anchors", "prices", "claims", "predictions"])
     c.add_argument("--all", action="store_true", help="show every column, sources included")
     c.set_defaults(func=_cmd_catalog)
 

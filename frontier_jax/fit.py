@@ -33,7 +33,7 @@ random draws in a plausible range (seeded); the lowest loss wins.
     max_j |dL/du_j| <= GTOL   and   |L_prev - L| <= FTOL (1 + L)
 
 within MAX_STEPS iterations. A fit is ``converged`` when its best start converged *and*
-no fitted parameter ends at an end of its range (within 1e-6 of it): a parameter pinned
+no fitted parameter ends at an end of its range (within 1e-4 of its width): a parameter pinned
 at a bound means the anchors ask for a value the model does not allow, so there is no
 interior optimum to report. :func:`fit` raises :class:`FitNotConverged` then, unless
 ``allow_unconverged``.
@@ -78,7 +78,8 @@ START_RANGE = {
 GTOL = 1e-7
 FTOL = 1e-12
 MAX_STEPS = 200
-BOUND_TOL = 1e-6
+BOUND_TOL = 1e-4
+LINE_SEARCH_HALVINGS = 30
 NULL_TOL = 1e-8
 NULL_FLOOR = 1e-10
 SIGMA_PRIOR = 0.1
@@ -110,7 +111,8 @@ class FitResult:
     stderr : dict
         Standard errors [edge units]; None where not identified or at a bound.
     identified : dict
-        Whether the anchors constrain each parameter.
+        Whether the anchors constrain each parameter (None: unknown, the Hessian's row
+        is not finite because a gradient is undefined beside the optimum).
     at_bound : list of str
         Parameters that ended at an end of their range.
     loss : float
@@ -389,23 +391,31 @@ def _minimize(problem: Problem, u0: np.ndarray, weights, max_steps=MAX_STEPS):
     converged = False
     steps = 0
     f_prev = math.inf
+    held_prev = np.zeros(len(names), dtype=bool)
     for steps in range(1, max_steps + 1):
-        if np.max(np.abs(g)) <= GTOL and abs(f_prev - f) <= FTOL * (1.0 + f):
+        held = _held(names, u, g)
+        g_free = np.where(held, 0.0, g)
+        if np.max(np.abs(g_free)) <= GTOL and abs(f_prev - f) <= FTOL * (1.0 + f):
             converged, message = True, "gradient and loss change below tolerance"
+            if held.any():
+                message += " (with " + ", ".join(n for n, h in zip(names, held) if h) + " held at a bound)"
             steps -= 1
             break
         if f == 0.0:
             converged, message = True, "zero loss (every anchor reproduced)"
             steps -= 1
             break
-        d, state = update(jnp.asarray(g), state, jnp.asarray(u))
-        d = np.asarray(d, dtype=float)
-        slope = float(g @ d)
+        if not np.array_equal(held, held_prev):
+            state = tx.init(jnp.asarray(u))  # the free subspace changed: old curvature pairs do not apply
+            held_prev = held
+        d, state = update(jnp.asarray(g_free), state, jnp.asarray(u))
+        d = np.where(held, 0.0, np.asarray(d, dtype=float))
+        slope = float(g_free @ d)
         if not np.all(np.isfinite(d)) or slope <= 0:
             state = tx.init(jnp.asarray(u))
-            d, slope = g.copy(), float(g @ g)
+            d, slope = g_free.copy(), float(g_free @ g_free)
         t, accepted = 1.0, False
-        for _ in range(50):
+        for _ in range(LINE_SEARCH_HALVINGS):
             u_new = u - t * d
             f_new, g_new = f_and_g(u_new)
             if math.isfinite(f_new) and f_new <= f - 1e-4 * t * slope:
@@ -414,13 +424,33 @@ def _minimize(problem: Problem, u0: np.ndarray, weights, max_steps=MAX_STEPS):
             t *= 0.5
         if not accepted:
             # no decrease along the direction: stationary to round-off, or stuck
-            if np.max(np.abs(g)) <= GTOL:
+            if np.max(np.abs(g_free)) <= GTOL:
                 converged, message = True, "gradient below tolerance (no further decrease possible)"
             else:
                 message = "line search failed to decrease the loss"
             break
         f_prev, f, u, g = f, f_new, u_new, g_new
     return {"u": u, "loss": f, "steps": steps, "converged": converged, "message": message}
+
+
+def _held(names, u, g):
+    """Which parameters are held at a bound: within BOUND_TOL of an end, pushed outward [bool].
+
+    With theta = lo + (hi - lo) sigmoid(u), a parameter whose optimum is an end of its
+    range can only creep towards it: u runs off to +-inf while dL/du shrinks with the
+    sigmoid's slope, and the L-BFGS curvature along u vanishes, so its direction grows
+    without bound. Projected L-BFGS instead: such a parameter's gradient is zeroed, its
+    step is 0 and convergence is tested on the others. :func:`_fit_problem` then reports
+    the fit as not converged, at a bound.
+    """
+    held = np.zeros(len(names), dtype=bool)
+    for j, n in enumerate(names):
+        if _at_bound(n, u[j]):
+            lo, hi = bounds(n)
+            span = SOFTPLUS_SCALE[n] if _softplus_param(n) else hi - lo
+            at_lo = to_theta(n, u[j]) - lo <= BOUND_TOL * span
+            held[j] = g[j] > 0 if at_lo else g[j] < 0  # descent (-g) would move u further out
+    return held
 
 
 @lru_cache(maxsize=1)
@@ -528,8 +558,9 @@ def _fit_problem(problem: Problem, *, n_starts=4, seed=0, weights=None, starts=N
     stderr, identified = standard_errors(names, theta, hess, sigma2, at_bound)
     msg = best["message"]
     converged = best["converged"] and not at_bound
-    if best["converged"] and at_bound:
-        msg = ("optimizer converged, but " + ", ".join(f"{n} = {theta[n]:.6g}" for n in at_bound)
+    if at_bound:
+        msg = (("optimizer converged, but " if best["converged"] else msg + "; ")
+               + ", ".join(f"{n} = {theta[n]:.6g}" for n in at_bound)
                + " ended at a bound of the allowed range: the anchors ask for a value the model does not allow")
     lr_all, _, best_idx = problem.predict(theta)
     rows = []
@@ -570,15 +601,22 @@ def standard_errors(names, theta, hess, sigma2, at_bound=()):
     Returns
     -------
     stderr : dict name -> float or None [edge units]
-    identified : dict name -> bool
+    identified : dict name -> bool, or None where the Hessian's row is not finite
     """
     k = len(names)
     if k == 0:
         return {}, {}
     d = np.asarray([scale(n, theta[n]) for n in names])
     hs = hess * d[:, None] * d[None, :]
-    if not np.all(np.isfinite(hs)):
-        return {n: None for n in names}, {n: False for n in names}
+    bad = ~np.all(np.isfinite(hs), axis=1)
+    if bad.any():
+        # a gradient was undefined beside the optimum (an anchor turns infeasible, or a
+        # kink): identification of those parameters is unknown (None), the rest is
+        # judged on the finite block
+        keep_idx = np.flatnonzero(~bad)
+        se_k, id_k = standard_errors([names[i] for i in keep_idx], theta, hess[np.ix_(keep_idx, keep_idx)], sigma2,
+                                     at_bound) if keep_idx.size else ({}, {})
+        return ({n: se_k.get(n) for n in names}, {n: id_k.get(n) for n in names})
     lam, vec = np.linalg.eigh(hs)
     top = max(float(np.max(np.abs(lam))), 0.0)
     null = lam <= max(NULL_TOL * top, NULL_FLOOR)

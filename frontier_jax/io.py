@@ -154,12 +154,26 @@ def _rebuild_shared(ds: xr.Dataset) -> None:
 
 def save(ds: xr.Dataset, path: str | Path) -> Path:
     """Write a Dataset to netCDF4 atomically (temporary file, then rename)."""
+    return write_atomic(path, lambda tmp: ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4"))
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write a text file (JSON, markdown) atomically (temporary file, then rename)."""
+    return write_atomic(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def write_atomic(path: str | Path, write) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``.
+
+    A failure (or Ctrl-C) inside ``write`` removes the temporary file and leaves ``path``
+    as it was: no half-written output.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4")
+        write(tmp)
         mask = os.umask(0)  # mkstemp makes the file 0600; give it the mode an ordinary write would
         os.umask(mask)
         os.chmod(tmp, 0o666 & ~mask)

@@ -603,3 +603,64 @@ def figure(ds: xr.Dataset, kind: str, out_dir, **kw) -> list[Path]:
     fn = {"frontier": plot_frontier, "breakeven": plot_breakeven, "hardware": plot_hardware,
           "workloads": plot_workloads}[kind]
     return fn(ds, out_dir, **kw)
+
+
+# --- sensitivities -------------------------------------------------------------------
+
+TORNADO_TOP = 10
+"""Parameters per tornado panel (the largest median |elasticity| of the region)."""
+
+
+def plot_tornado(ds: xr.Dataset, out_dir, *, name: str = "fig5_tornado", formats=FORMATS, top: int = TORNADO_TOP,
+                 caption: str = "") -> list[Path]:
+    """Tornado chart per region: median elasticity of the winning architecture's CPM.
+
+    One panel per region (grid points where pd, co or cb is cheapest) that has points;
+    bars are the median over the region of d ln CPM / d ln theta, sorted by the median of
+    its absolute value (``median_abs_elasticity`` of :func:`frontier_jax.sensitivity.compute`),
+    with the interquartile range of the elasticity as a whisker. Positive bars are
+    hatched so that the sign reads in grayscale.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Output of :func:`frontier_jax.sensitivity.compute` (``region``, ``parameter``).
+    """
+    need = ("median_abs_elasticity", "median_elasticity", "region_points", "best_arch")
+    missing = [v for v in need if v not in ds]
+    if missing:
+        raise ValueError(f"a tornado chart needs a sensitivity file (frontier sensitivity); it lacks {', '.join(missing)}")
+    regions = [str(r) for r in ds["region"].values if int(ds["region_points"].sel(region=r)) > 0]
+    if not regions:
+        raise ValueError("no grid point has a feasible cheapest architecture: nothing to rank")
+    params = [str(p) for p in ds["parameter"].values]
+    units = dict(zip(params, (str(u) for u in ds["parameter_units"].values)))
+    fig = _new((4.2 * len(regions), 0.33 * top + 2.4))
+    axes = fig.subplots(1, len(regions), squeeze=False)[0]
+    best = ds["best_arch"].values
+    from .variables import ARCHS
+
+    for ax, r in zip(axes, regions):
+        med = ds["median_abs_elasticity"].sel(region=r).values
+        order = [i for i in np.argsort(-np.nan_to_num(med, nan=-1.0), kind="stable") if np.isfinite(med[i]) and med[i] > 0][:top]
+        mask = best == ARCHS.index(r)
+        e = ds[f"elasticity_cpm_{r}"].values[:, mask]
+        with np.errstate(all="ignore"):
+            q1, q2, q3 = (np.nanpercentile(e[order], q, axis=1) for q in (25, 50, 75))
+        y = np.arange(len(order))[::-1]
+        st = STYLE[r]
+        for yi, v in zip(y, q2):
+            ax.barh(yi, v, color=st["color"], alpha=0.75, edgecolor="k", linewidth=0.5,
+                    hatch="///" if v > 0 else None)
+        ax.errorbar(q2, y, xerr=[q2 - q1, q3 - q2], fmt="none", ecolor="k", elinewidth=0.8, capsize=2)
+        ax.set_yticks(y, [f"{params[i]} [{units[params[i]]}]" for i in order], fontsize=7)
+        ax.axvline(0, color="k", lw=0.8)
+        ax.set_xlabel("elasticity d ln CPM / d ln θ [1]")
+        n = int(ds["region_points"].sel(region=r))
+        ax.set_title(f"{st['label']} cheapest\n({n} grid points; CPM_{r})", fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+    text = ("Median elasticity of the cheapest architecture's CPM over the grid points where it wins (bar; hatched: "
+            "positive), interquartile range (whisker); forward-mode autodiff at every point. " + source_line(ds, caption))
+    n_lines = _caption(fig, text, width=int(70 * len(regions)))
+    fig.tight_layout(rect=(0, 0.02 + 0.025 * n_lines, 1, 1))
+    return _save(fig, out_dir, name, formats)

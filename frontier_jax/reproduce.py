@@ -466,7 +466,9 @@ def main(argv=None) -> int:
                                 hw_fp, cx_hw, hw_pp, cx_hw_pp, wl, (wide_fp, cx_wide, wide_pp, cx_wide_pp))
 
     pr.step("validation section (frontier_jax.report_validation, issue 5)")
-    validation = validation_section(out, pr, skip=args.no_validation)
+    crossovers = {"fp": crossing_cell(cx_fp, slo="paper-mid", kv_bandwidth_gbps=PAPER_B),
+                  "paper": crossing_cell(cx_pp, slo="paper-mid", kv_bandwidth_gbps=PAPER_B)}
+    validation = validation_section(out, pr, skip=args.no_validation, quick=args.quick, crossovers=crossovers)
 
     pr.step("report.md")
     facts = dict(costs=costs, paper_cost=paper_cost, be_fp=be_fp, cx_fp=cx_fp, cx_fp_best=cx_fp_best, be_pp=be_pp,
@@ -531,17 +533,13 @@ def make_figures(figs, be_fp, cx_fp, cx_fp_best, be_pp, cx_pp, par, anchors, ski
     return made
 
 
-def validation_section(out: Path, pr: Progress, skip: bool = False) -> str:
+def validation_section(out: Path, pr: Progress, skip: bool = False, quick: bool = False, crossovers=None) -> str:
+    """Anchors, fit, leave-one-out, paper predictions, claims audit, sensitivities (:mod:`report_validation`)."""
     if skip:
         return "## Validation\n\nSkipped (--no-validation).\n"
-    try:
-        from . import report_validation  # issue 5
-    except ImportError as e:
-        return f"## Validation\n\nNot available: `frontier_jax.report_validation` does not import ({e}).\n"
-    try:
-        return report_validation.section(out, pr)
-    except Exception as e:  # noqa: BLE001  (report the failure, keep the rest of the report)
-        return f"## Validation\n\n`frontier_jax.report_validation.section` failed: {type(e).__name__}: {e}\n"
+    from . import report_validation
+
+    return report_validation.section(out, pr, quick=quick, crossovers=crossovers)
 
 
 # ---------------------------------------------------------------------------------------
