@@ -608,7 +608,9 @@ def standard_errors(names, theta, hess, sigma2, at_bound=()):
         return {}, {}
     d = np.asarray([scale(n, theta[n]) for n in names])
     hs = hess * d[:, None] * d[None, :]
-    bad = ~np.all(np.isfinite(hs), axis=1)
+    # parameters whose own curvature is undefined; then any left with an undefined coupling
+    bad = ~np.isfinite(np.diag(hs))
+    bad |= ~np.all(np.isfinite(hs) | bad[None, :], axis=1)
     if bad.any():
         # a gradient was undefined beside the optimum (an anchor turns infeasible, or a
         # kink): identification of those parameters is unknown (None), the rest is

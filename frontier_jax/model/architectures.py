@@ -268,9 +268,26 @@ def chunked(p, prompt, output, n_c):
     # None: an interior optimum, where the envelope theorem makes the stop-gradient exact.
     multi = D0 * rho_star > st.b_hi * (1.0 + tol)
     ttft_binds = jnp.abs(_log(st.s_c) - _log(st.s_star)) <= tol
-    b0 = jnp.maximum(st.b_hi, 1.0)
-    it_i, it_j, it_tie = _top_two(st.it, b0, tol)
-    id_i, id_j, id_tie = _top_two(step_affine(N0, P0 + 0.5 * D0, pc), b0, tol)
+    # Roofline kinks are judged where the slope of the cost changes sign (rho_s), not at the
+    # search's rho_star: the cost is so flat near an interior optimum that the search can
+    # stop a few % away from it, next to a crossing of two pieces that is not the optimum.
+    # At a true kink the sign change of the slope sits on the crossing itself.
+    def dlog_cost_sg(r):
+        f = lambda x: _log(_chunked_cost(pc, P0, D0, N0, x, q))  # noqa: E731
+        _, d = jax.jvp(f, (r,), (jnp.ones_like(r),))
+        return jnp.where(jnp.isfinite(d), d, 0.0)
+
+    lo_s = jnp.maximum(rho_star * (1.0 - 5e-2), lo)
+    hi_s = jnp.minimum(rho_star * (1.0 + 5e-2), hi)
+    stationary = (dlog_cost_sg(lo_s) < 0) & (dlog_cost_sg(hi_s) > 0)
+    rho_s = jnp.where(stationary, bisect_increasing(dlog_cost_sg, lo_s, hi_s), rho_star)
+    st_s = _chunked_at(pc, P0, D0, N0, rho_s, q)
+    b0 = jnp.maximum(st_s.b_hi, 1.0)
+    # a kink found by the bisection above ties its pieces to root precision; a looser test
+    # would also catch two pieces that merely run close to each other (4e-5 apart seen)
+    tie_tol = jnp.where(stationary, jnp.maximum(1e-7, 1e3 * jnp.finfo(dt).eps), tol)
+    it_i, it_j, it_tie = _top_two(st_s.it, b0, tie_tol)
+    id_i, id_j, id_tie = _top_two(step_affine(N0, P0 + 0.5 * D0, pc), b0, tie_tol)
     cases = [
         multi & ttft_binds,
         ttft_binds & close(D0 * rho_star, st.b_hi),
@@ -296,14 +313,26 @@ def chunked(p, prompt, output, n_c):
             _log(k_it[it_i]) - _log(k_it[it_j]),
             _log(k_id[id_i]) - _log(k_id[id_j]),
         ]
-        return jnp.select(cases, eqs, r - rho_star)
+        return jnp.select(cases, eqs, _dlog_cost(r))
 
-    lo_r = jnp.maximum(rho_star * (1.0 - 1e-2), lo)
-    hi_r = jnp.minimum(rho_star * (1.0 + 1e-2), hi)
+    def _dlog_cost(r):
+        # interior optimum: the stationarity condition d ln cost / d rho_c = 0. The cost is
+        # flat there (1e-6 relative over a few % of rho_c), so the search above stops where
+        # the M/D/1 quantile's root-solve rounding hides the slope; solving this equation
+        # places rho_c on the true optimum, where the envelope theorem holds exactly.
+        f = lambda x: _log(_chunked_cost(p, prompt, output, n_c, x, q))  # noqa: E731
+        _, d = jax.jvp(f, (r,), (jnp.ones_like(r),))
+        return jnp.where(jnp.isfinite(d), d, 0.0)
+
+    centre = jnp.where(pinned, rho_star, rho_s)
+    width = jnp.where(pinned, 1e-2, 1e-3)
+    lo_r = jnp.maximum(centre * (1.0 - width), lo)
+    hi_r = jnp.minimum(centre * (1.0 + width), hi)
     # orient the pinning equation so that it increases across the bracket
     sign = sg(jnp.where(pin(hi_r) >= pin(lo_r), 1.0, -1.0))
     rho = bisect_increasing(lambda r: sign * pin(r), lo_r, hi_r)
-    rho = jnp.where(pinned, rho, rho_star)
+    # interior: only where the slope changes sign (a minimum inside the search's bracket)
+    rho = jnp.where(pinned | stationary, rho, rho_star)
 
     cbar = prompt + 0.5 * output
     rtol = 1e5 * jnp.finfo(dt).eps  # the pinned rho_c sits on a constraint to root precision
