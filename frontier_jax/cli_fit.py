@@ -98,7 +98,7 @@ def format_fit(res) -> str:
     for n in res.names:
         se = res.stderr.get(n)
         ident = res.identified[n]
-        ident = "unknown (Hessian not finite)" if ident is None else ("yes" if ident else "no (the anchors cannot move it)")
+        ident = "unknown (Hessian not finite, or not a minimum)" if ident is None else ("yes" if ident else "no (the anchors cannot move it)")
         L.append(f"{n:20s} {res.params[n]:<10.4g} {('-' if se is None else f'{se:.3g}'):10s} {ident}"
                  + ("  [at a bound]" if n in res.at_bound else ""))
     L.append(f"(standard errors: noise sigma {res.sigma:.3g}, {res.sigma_source})")

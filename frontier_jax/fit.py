@@ -111,8 +111,9 @@ class FitResult:
     stderr : dict
         Standard errors [edge units]; None where not identified or at a bound.
     identified : dict
-        Whether the anchors constrain each parameter (None: unknown, the Hessian's row
-        is not finite because a gradient is undefined beside the optimum).
+        Whether the anchors constrain each parameter (None: unknown, because the
+        Hessian's row is not finite, a gradient being undefined beside the point, or
+        the point is not a minimum along the parameter: negative curvature).
     at_bound : list of str
         Parameters that ended at an end of their range.
     loss : float
@@ -601,7 +602,8 @@ def standard_errors(names, theta, hess, sigma2, at_bound=()):
     Returns
     -------
     stderr : dict name -> float or None [edge units]
-    identified : dict name -> bool, or None where the Hessian's row is not finite
+    identified : dict name -> bool, or None where the Hessian's row is not finite or the
+        parameter lies mostly along a direction of negative curvature (not a minimum)
     """
     k = len(names)
     if k == 0:
@@ -621,9 +623,13 @@ def standard_errors(names, theta, hess, sigma2, at_bound=()):
         return ({n: se_k.get(n) for n in names}, {n: id_k.get(n) for n in names})
     lam, vec = np.linalg.eigh(hs)
     top = max(float(np.max(np.abs(lam))), 0.0)
-    null = lam <= max(NULL_TOL * top, NULL_FLOOR)
+    floor = max(NULL_TOL * top, NULL_FLOOR)
+    null = lam <= floor
     weight_null = np.sum(vec[:, null] ** 2, axis=1)
-    identified = {n: bool(weight_null[j] <= 0.5) for j, n in enumerate(names)}
+    # negative curvature: the point is not a minimum along that direction (a saddle or a
+    # kink), so whether the anchors pin the parameter cannot be told from it (None)
+    weight_neg = np.sum(vec[:, lam < -floor] ** 2, axis=1)
+    identified = {n: (None if weight_neg[j] > 0.5 else bool(weight_null[j] <= 0.5)) for j, n in enumerate(names)}
     inv = np.zeros_like(hs)
     keep = ~null
     if keep.any():
@@ -631,7 +637,7 @@ def standard_errors(names, theta, hess, sigma2, at_bound=()):
     cov = 2.0 * sigma2 * inv * d[:, None] * d[None, :]
     stderr = {}
     for j, n in enumerate(names):
-        ok = identified[n] and n not in at_bound and cov[j, j] >= 0
+        ok = bool(identified[n]) and n not in at_bound and cov[j, j] >= 0
         stderr[n] = float(math.sqrt(cov[j, j])) if ok else None
     return stderr, identified
 

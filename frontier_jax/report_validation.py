@@ -183,7 +183,7 @@ def _fit_text(res, title) -> list:
          "| parameter | fitted | standard error | identified |", "|---|---|---|---|"]
     for n in res.names:
         ident = res.identified[n]
-        it = "unknown (Hessian not finite)" if ident is None else ("yes" if ident else "no: the anchors cannot move it")
+        it = "unknown (Hessian not finite, or not a minimum)" if ident is None else ("yes" if ident else "no: the anchors cannot move it")
         bound = " (at a bound)" if n in res.at_bound else ""
         L.append(f"| {n} | {res.params[n]:.4g}{bound} | {_fmt(res.stderr.get(n))} | {it} |")
     L.append("")

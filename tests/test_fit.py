@@ -152,6 +152,9 @@ def test_standard_errors_hand_built_hessian():
     se, ident = fit.standard_errors(names, theta, h_nan, sigma2=0.01)
     assert ident == {"eta": True, "kappa": None}
     assert se["eta"] == pytest.approx(math.sqrt(2 * 0.01 / 8.0))
+    # negative curvature along kappa: not a minimum there, identification unknown
+    se, ident = fit.standard_errors(names, theta, np.asarray([[8.0, 0.0], [0.0, -3.0]]), sigma2=0.01)
+    assert ident == {"eta": True, "kappa": None} and se["kappa"] is None
 
 
 def test_reparameterization_round_trips_and_stays_in_bounds():

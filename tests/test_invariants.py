@@ -87,11 +87,11 @@ def points(draw):
         tpot_kind=draw(st.sampled_from([0, 1])),
         attainment=draw(st.floats(0.9, 0.995)),
         kv_bandwidth_gbps=logu(1, 900),
-        eta=draw(st.floats(0.0, 1.0)),
+        eta=draw(st.floats(0.0, 1.0, allow_subnormal=False)),
         mfu=draw(st.floats(0.3, 0.8)),
         mbu=draw(st.floats(0.5, 0.95)),
-        kappa=draw(st.floats(0.0, 0.5)),
-        step_overhead_ms=draw(st.floats(0.0, 2.0)),
+        kappa=draw(st.floats(0.0, 0.5, allow_subnormal=False)),
+        step_overhead_ms=draw(st.floats(0.0, 2.0, allow_subnormal=False)),
         max_batch=draw(st.sampled_from([32, 128, 256, 512])),
         price_usd_per_gpu_hr=logu(0.5, 10),
     )
@@ -152,7 +152,7 @@ def goodput_identity(points_, out):
 
 
 @SETTINGS
-@given(points(), factors, factors, factors, st.floats(0.0, 1.0))
+@given(points(), factors, factors, factors, st.floats(0.0, 1.0, allow_subnormal=False))
 def test_monotone_in_bandwidth_slos_and_eta(p, fb, ft, fo, deta):
     variants = [
         p,
@@ -218,7 +218,7 @@ COST_OUTPUTS = ("cpm_pd", "cpm_co", "cpm_cb", "c_prefill", "c_decode", "tau_kv",
 
 
 @SETTINGS
-@given(points(), st.floats(0.01, 100.0), st.floats(0.0, 1.0))
+@given(points(), st.floats(0.01, 100.0), st.floats(0.0, 1.0, allow_subnormal=False))
 def test_every_cost_proportional_to_price(p, k, f):
     p = edit(p, hybrid_fraction=f)
     variants = [p, edit(p, price_usd_per_gpu_hr=p["price_usd_per_gpu_hr"] * k * 3600)]
@@ -254,7 +254,7 @@ def test_fp8_kv_halves_transfer(p):
 
 
 @SETTINGS
-@given(points(), st.floats(math.log(0.05), math.log(1e7)), st.floats(0.0, 1.0))
+@given(points(), st.floats(math.log(0.05), math.log(1e7)), st.floats(0.0, 1.0, allow_subnormal=False))
 def test_whole_instances_approach_fluid(p, log_rate, f):
     lam = math.exp(log_rate)
     p = edit(p, hybrid_fraction=f)
