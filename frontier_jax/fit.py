@@ -26,14 +26,17 @@ The optimizer works on u.
 **Optimizer.** optax's L-BFGS direction (``optax.scale_by_lbfgs``) with a backtracking
 Armijo line search driven from Python (each trial point one call of the compiled
 predictor, so no optimizer step is ever compiled). Several starts: the defaults and
-random draws in a plausible range (seeded); the lowest loss wins.
+random draws in a plausible range (seeded); the lowest loss wins. Projected: a parameter
+within BOUND_TOL of an end of its range whose gradient pushes it further out is held there
+(its gradient zeroed, its step 0, the L-BFGS memory reset when that set changes), so a
+bound optimum stops the run instead of u creeping to +-inf (:func:`_held`).
 
 **Convergence test.** An optimizer run converges when, at the same iterate,
 
     max_j |dL/du_j| <= GTOL   and   |L_prev - L| <= FTOL (1 + L)
 
 within MAX_STEPS iterations. A fit is ``converged`` when its best start converged *and*
-no fitted parameter ends at an end of its range (within 1e-4 of its width): a parameter pinned
+no fitted parameter ends at an end of its range (within BOUND_TOL = 1e-4 of its width): a parameter pinned
 at a bound means the anchors ask for a value the model does not allow, so there is no
 interior optimum to report. :func:`fit` raises :class:`FitNotConverged` then, unless
 ``allow_unconverged``.
