@@ -58,7 +58,7 @@ def _table(rows, cols) -> str:
 def _write_json(path, obj) -> None:
     from . import io
 
-    io.write_text(path, json.dumps(obj, indent=1, allow_nan=False) + "\n")
+    io.write_json(path, obj)
     _log(f"wrote {path}")
 
 
@@ -157,19 +157,8 @@ def _cmd_validate(args) -> int:
     rows = validate.predict(anchors, params)  # ValueError on a bad parameter -> exit 2
     print(format_validation(rows))
     if args.json:
-        _write_json(args.json, _json_rows(rows))
+        _write_json(args.json, rows)
     return 0
-
-
-def _json_rows(rows):
-    def clean(v):
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, list):
-            return [clean(x) for x in v]
-        return v
-
-    return [{k: clean(v) for k, v in r.items()} for r in rows]
 
 
 def format_validation(rows) -> str:

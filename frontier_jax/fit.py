@@ -61,7 +61,7 @@ from functools import lru_cache
 import numpy as np
 
 from . import anchors as anchors_mod
-from . import catalog, validate
+from . import catalog, io, validate
 from .variables import INPUTS
 
 MODEL_FIT_PARAMS = validate.FIT_INPUTS
@@ -162,7 +162,7 @@ class FitResult:
 
     def to_json(self) -> dict:
         """JSON-ready dict (NaN/inf -> None)."""
-        return _clean({
+        return io.json_ready({
             "params": self.params, "stderr": self.stderr, "identified": self.identified,
             "at_bound": self.at_bound, "converged": self.converged,
             "optimizer_converged": self.optimizer_converged, "message": self.message,
@@ -173,20 +173,6 @@ class FitResult:
             "convergence_test": f"max|dL/du| <= {GTOL:g} and |dL| <= {FTOL:g} (1 + L) within {MAX_STEPS} steps; "
                                 f"no fitted parameter within {BOUND_TOL:g} of a bound",
         })
-
-
-def _clean(x):
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    return x
 
 
 # --- parameters -------------------------------------------------------------------------
@@ -280,12 +266,18 @@ def scale(n, theta):
     return max(abs(theta), 0.1 * (hi - lo)) if math.isfinite(hi - lo) else max(abs(theta), 1.0)
 
 
-def _at_bound(n, u) -> bool:
+def _bound_side(n, u) -> int:
+    """-1 within BOUND_TOL of the lower end, +1 of the upper end, else 0 [1]."""
     lo, hi = bounds(n)
     th = to_theta(n, u)
     if _softplus_param(n):
-        return th - lo <= BOUND_TOL * SOFTPLUS_SCALE[n]
-    return min(th - lo, hi - th) <= BOUND_TOL * (hi - lo)
+        return -1 if th - lo <= BOUND_TOL * SOFTPLUS_SCALE[n] else 0
+    tol = BOUND_TOL * (hi - lo)
+    return -1 if th - lo <= tol else (1 if hi - th <= tol else 0)
+
+
+def _at_bound(n, u) -> bool:
+    return _bound_side(n, u) != 0
 
 
 # --- the loss -------------------------------------------------------------------------
@@ -447,14 +439,9 @@ def _held(names, u, g):
     step is 0 and convergence is tested on the others. :func:`_fit_problem` then reports
     the fit as not converged, at a bound.
     """
-    held = np.zeros(len(names), dtype=bool)
-    for j, n in enumerate(names):
-        if _at_bound(n, u[j]):
-            lo, hi = bounds(n)
-            span = SOFTPLUS_SCALE[n] if _softplus_param(n) else hi - lo
-            at_lo = to_theta(n, u[j]) - lo <= BOUND_TOL * span
-            held[j] = g[j] > 0 if at_lo else g[j] < 0  # descent (-g) would move u further out
-    return held
+    # descent (-g) would move u further out: g > 0 at the lower end, g < 0 at the upper end
+    side = np.asarray([_bound_side(n, u[j]) for j, n in enumerate(names)])
+    return ((side < 0) & (np.asarray(g) > 0)) | ((side > 0) & (np.asarray(g) < 0))
 
 
 @lru_cache(maxsize=1)

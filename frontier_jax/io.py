@@ -8,6 +8,8 @@ interrupted write never leaves a half-written file under the requested name.
 from __future__ import annotations
 
 import datetime as _dt
+import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -160,6 +162,26 @@ def save(ds: xr.Dataset, path: str | Path) -> Path:
 def write_text(path: str | Path, text: str) -> Path:
     """Write a text file (JSON, markdown) atomically (temporary file, then rename)."""
     return write_atomic(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def json_ready(x):
+    """A copy of ``x`` that ``json.dumps(allow_nan=False)`` accepts: NaN/inf -> None, NumPy scalars -> Python."""
+    if isinstance(x, dict):
+        return {k: json_ready(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_ready(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    return x
+
+
+def write_json(path: str | Path, obj) -> Path:
+    """Write ``obj`` as indented JSON atomically (non-finite numbers become null)."""
+    return write_text(path, json.dumps(json_ready(obj), indent=1, allow_nan=False) + "\n")
 
 
 def write_atomic(path: str | Path, write) -> Path:

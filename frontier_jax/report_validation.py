@@ -23,7 +23,6 @@ term (MODEL.md §7, "the model is a hypothesis"), not corrections.
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -112,9 +111,9 @@ def run(out: Path, pr=None, quick: bool = False) -> dict:
             "predicted_wide": w["predicted"], "residual_ln_wide": w["residual_ln"],
             "note": d["note"],
         })
-    io.write_text(out / "validation.json", json.dumps(fit._clean(per), indent=1, allow_nan=False) + "\n")
-    io.write_text(out / "fit.json", json.dumps(res.to_json(), indent=1, allow_nan=False) + "\n")
-    io.write_text(out / "fit_wide.json", json.dumps(wide.to_json(), indent=1, allow_nan=False) + "\n")
+    io.write_json(out / "validation.json", per)
+    io.write_json(out / "fit.json", res.to_json())
+    io.write_json(out / "fit_wide.json", wide.to_json())
     log("sensitivities on sweeps/sens_paper.toml (forward mode, float64)")
     spec = _sens_spec(quick)
     sens = sensitivity.compute(spec)

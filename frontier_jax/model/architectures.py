@@ -186,6 +186,17 @@ def _log(x):
     return jnp.log(jnp.maximum(x, 1e-30))
 
 
+def _slope_ln_cost(p, prompt, output, n_c, q):
+    """r -> d ln cost / d rho_c at rho_c = r (forward mode; 0 where the cost is infinite) [1]."""
+
+    def slope(r):
+        f = lambda x: _log(_chunked_cost(p, prompt, output, n_c, x, q))  # noqa: E731
+        _, d = jax.jvp(f, (r,), (jnp.ones_like(r),))
+        return jnp.where(jnp.isfinite(d), d, 0.0)
+
+    return slope
+
+
 def _pieces(f: Affine, b):
     """The affine pieces a_i b + c_i of ``f`` at b, stacked [s]."""
     return jnp.stack([a * b + c for a, c in zip(f.slopes, f.intercepts)])
@@ -272,15 +283,15 @@ def chunked(p, prompt, output, n_c):
     # search's rho_star: the cost is so flat near an interior optimum that the search can
     # stop a few % away from it, next to a crossing of two pieces that is not the optimum.
     # At a true kink the sign change of the slope sits on the crossing itself.
-    def dlog_cost_sg(r):
-        f = lambda x: _log(_chunked_cost(pc, P0, D0, N0, x, q))  # noqa: E731
-        _, d = jax.jvp(f, (r,), (jnp.ones_like(r),))
-        return jnp.where(jnp.isfinite(d), d, 0.0)
-
+    # rho_s solves d ln cost/d rho_c = 0 (stop-gradient) where the slope changes sign within
+    # 5% of rho_star: at an interior optimum it is the optimum itself (the flat cost lets the
+    # search stop ~1% off it, where the M/D/1 quantile's rounding hides the slope), so the
+    # envelope theorem makes a stop-gradient on it exact.
+    slope = _slope_ln_cost(pc, P0, D0, N0, q)
     lo_s = jnp.maximum(rho_star * (1.0 - 5e-2), lo)
     hi_s = jnp.minimum(rho_star * (1.0 + 5e-2), hi)
-    stationary = (dlog_cost_sg(lo_s) < 0) & (dlog_cost_sg(hi_s) > 0)
-    rho_s = jnp.where(stationary, bisect_increasing(dlog_cost_sg, lo_s, hi_s), rho_star)
+    stationary = (slope(lo_s) < 0) & (slope(hi_s) > 0)
+    rho_s = sg(jnp.where(stationary, bisect_increasing(slope, lo_s, hi_s), rho_star))
     st_s = _chunked_at(pc, P0, D0, N0, rho_s, q)
     b0 = jnp.maximum(st_s.b_hi, 1.0)
     # a kink found by the bisection above ties its pieces to root precision; a looser test
@@ -313,26 +324,14 @@ def chunked(p, prompt, output, n_c):
             _log(k_it[it_i]) - _log(k_it[it_j]),
             _log(k_id[id_i]) - _log(k_id[id_j]),
         ]
-        return jnp.select(cases, eqs, _dlog_cost(r))
+        return jnp.select(cases, eqs, r - rho_s)
 
-    def _dlog_cost(r):
-        # interior optimum: the stationarity condition d ln cost / d rho_c = 0. The cost is
-        # flat there (1e-6 relative over a few % of rho_c), so the search above stops where
-        # the M/D/1 quantile's root-solve rounding hides the slope; solving this equation
-        # places rho_c on the true optimum, where the envelope theorem holds exactly.
-        f = lambda x: _log(_chunked_cost(p, prompt, output, n_c, x, q))  # noqa: E731
-        _, d = jax.jvp(f, (r,), (jnp.ones_like(r),))
-        return jnp.where(jnp.isfinite(d), d, 0.0)
-
-    centre = jnp.where(pinned, rho_star, rho_s)
-    width = jnp.where(pinned, 1e-2, 1e-3)
-    lo_r = jnp.maximum(centre * (1.0 - width), lo)
-    hi_r = jnp.minimum(centre * (1.0 + width), hi)
+    lo_r = jnp.maximum(rho_s * (1.0 - 1e-2), lo)
+    hi_r = jnp.minimum(rho_s * (1.0 + 1e-2), hi)
     # orient the pinning equation so that it increases across the bracket
     sign = sg(jnp.where(pin(hi_r) >= pin(lo_r), 1.0, -1.0))
     rho = bisect_increasing(lambda r: sign * pin(r), lo_r, hi_r)
-    # interior: only where the slope changes sign (a minimum inside the search's bracket)
-    rho = jnp.where(pinned | stationary, rho, rho_star)
+    rho = jnp.where(pinned, rho, rho_s)
 
     cbar = prompt + 0.5 * output
     rtol = 1e5 * jnp.finfo(dt).eps  # the pinned rho_c sits on a constraint to root precision
