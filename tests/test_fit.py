@@ -294,3 +294,19 @@ def test_cli_fit_not_converged_exits_1_without_json(synthetic, tmp_path, capsys)
     assert main(["fit", "--anchors", str(bad), "--params", "eta", "--json", str(out), "--no-leave-one-out",
                  "--starts", "1", "--allow-unconverged"]) == 0
     assert json.loads(out.read_text())["converged"] is False
+
+
+def test_report_tables_from_the_catalogs():
+    """The validation section's audit and paper-prediction tables come from the data files."""
+    from frontier_jax import catalog, report_validation
+
+    claims = report_validation._claims()
+    ids = [c.claim_id for c in catalog.load("claims")]
+    assert all(any(f"| {i} |" in line for line in claims) for i in ids)
+    per = [{"anchor_id": "mooncake-arxiv-real", "reported": 1.75, "predicted": 1.07, "predicted_fit": 1.1, "note": ""},
+           {"anchor_id": "splitwise-isocost-aa", "reported": 1.4, "predicted": None, "predicted_fit": None,
+            "note": "not predictable: no absolute SLO contract"}]
+    text = "\n".join(report_validation._paper_predictions(per, {"fp": "none: co cheaper", "paper": "none"}))
+    assert "| 4.3 |" in text and "mooncake-arxiv-real (1.75) | 1.07 / 1.1 |" in text
+    assert "not predictable: no absolute SLO contract" in text
+    assert "(audit: contradicted)" in text and "α* first-principles none: co cheaper" in text
